@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * limits.h - every bound that moat places on input and resources
+ * moat-limits.h - every bound that moat places on input and resources
  *
  * All buffers that grow with guest, upstream or configuration input have a
  * maximum here. Exceeding one is an error that is reported and audited,
