@@ -5,7 +5,7 @@
 #include <glib.h>
 #include <netinet/in.h>
 
-#include "limits.h"
+#include "moat-limits.h"
 
 #define MOAT_DNS_TYPE_A 1
 #define MOAT_DNS_TYPE_PTR 12
