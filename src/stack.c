@@ -1,1 +1,512 @@
-/* placeholder until the module lands */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * stack.c - libslirp in restricted mode, driven from the GLib main loop
+ *
+ * Theory of operation
+ *
+ * libslirp terminates the guest's TCP. In restricted mode it opens no host
+ * socket of its own: a guest TCP connection is accepted only when its
+ * destination (address, port) has a guest forward, and for moat every
+ * guest forward points at one unix socket that moat listens on. libslirp
+ * completes the guest's handshake, then connect()s to that socket, one
+ * unix connection per guest connection, from inside slirp_input().
+ *
+ * The connect is blocking, so the listener must have backlog room, and
+ * the new connection carries no trace of the guest connection it belongs
+ * to. Both are solved in moat_stack_input(): right after slirp_input()
+ * returns, the listener is drained with accept(), and a connection found
+ * then was created by the packet just fed in, whose addresses the guard
+ * passed along.
+ *
+ * libslirp's own sockets (its ends of those unix connections) are polled
+ * by a GSource that calls slirp_pollfds_fill() when the loop prepares and
+ * slirp_pollfds_poll() when it dispatches. libslirp's TCP timers run from
+ * slirp_pollfds_poll() too, so the source also wakes at the timeout that
+ * slirp_pollfds_fill() asks for.
+ */
+#define G_LOG_DOMAIN "moat-stack"
+
+#include "stack.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <slirp/libslirp.h>
+
+#include "error.h"
+
+/* Name of the guest forward socket inside the session directory. */
+#define FORWARD_SOCKET_NAME "fwd"
+
+typedef struct {
+  GSource source;
+  MoatStack *stack;
+  GArray *pollfds;
+  gint64 deadline_us;
+} SlirpSource;
+
+typedef struct {
+  MoatStack *stack;
+  SlirpTimerId id;
+  void *cb_opaque;
+  guint source_id;
+} StackTimer;
+
+struct MoatStack {
+  Slirp *slirp;
+  SlirpSource *source;
+  char *socket_path;
+  int listen_fd;
+  /* Keys (address << 16 | port, see forward_key()) of the registered
+   * guest forwards. */
+  GHashTable *forwards;
+  MoatStackOutputFunc output;
+  MoatStackAcceptFunc accept_func;
+  gpointer user_data;
+  guint64 guest_errors;
+};
+
+/* libslirp callbacks */
+
+static ssize_t
+stack_send_packet (const void *buffer, size_t length, void *opaque)
+{
+  MoatStack *stack = opaque;
+
+  stack->output (buffer, length, stack->user_data);
+  return length;
+}
+
+static void
+stack_guest_error (const char *message, void *opaque)
+{
+  MoatStack *stack = opaque;
+
+  /* The guest controls how often this happens: log the first ones and
+   * then every 1000th. */
+  if (stack->guest_errors++ < 10 || stack->guest_errors % 1000 == 0)
+    g_warning ("libslirp reported a guest error (%" G_GUINT64_FORMAT
+               " so far): %s", stack->guest_errors, message);
+}
+
+static int64_t
+stack_clock_get_ns (void *opaque)
+{
+  return g_get_monotonic_time () * 1000;
+}
+
+static gboolean
+stack_timer_fire (gpointer user_data)
+{
+  StackTimer *timer = user_data;
+
+  timer->source_id = 0;
+  slirp_handle_timer (timer->stack->slirp, timer->id, timer->cb_opaque);
+  return G_SOURCE_REMOVE;
+}
+
+static void *
+stack_timer_new_opaque (SlirpTimerId id, void *cb_opaque, void *opaque)
+{
+  StackTimer *timer = g_new0 (StackTimer, 1);
+
+  timer->stack = opaque;
+  timer->id = id;
+  timer->cb_opaque = cb_opaque;
+  return timer;
+}
+
+static void
+stack_timer_free (void *timer_pointer, void *opaque)
+{
+  StackTimer *timer = timer_pointer;
+
+  if (timer->source_id != 0)
+    g_source_remove (timer->source_id);
+  g_free (timer);
+}
+
+/* @expire_time is in milliseconds on the clock of stack_clock_get_ns(). */
+static void
+stack_timer_mod (void *timer_pointer, int64_t expire_time, void *opaque)
+{
+  StackTimer *timer = timer_pointer;
+  gint64 now_ms = g_get_monotonic_time () / 1000;
+  gint64 delay_ms = MAX (expire_time - now_ms, 0);
+
+  if (timer->source_id != 0)
+    g_source_remove (timer->source_id);
+  timer->source_id = g_timeout_add ((guint) MIN (delay_ms, G_MAXUINT),
+                                    stack_timer_fire, timer);
+}
+
+static void
+stack_register_poll_fd (int fd, void *opaque)
+{
+  /* Descriptors are collected on every loop iteration by
+   * slirp_pollfds_fill(), so there is nothing to remember here. */
+}
+
+static void
+stack_unregister_poll_fd (int fd, void *opaque)
+{
+}
+
+static void
+stack_notify (void *opaque)
+{
+  g_main_context_wakeup (NULL);
+}
+
+static const SlirpCb stack_callbacks = {
+  .send_packet = stack_send_packet,
+  .guest_error = stack_guest_error,
+  .clock_get_ns = stack_clock_get_ns,
+  .timer_free = stack_timer_free,
+  .timer_mod = stack_timer_mod,
+  .register_poll_fd = stack_register_poll_fd,
+  .unregister_poll_fd = stack_unregister_poll_fd,
+  .notify = stack_notify,
+  .timer_new_opaque = stack_timer_new_opaque,
+};
+
+/* The GSource that polls libslirp's sockets */
+
+static int
+slirp_source_add_poll (int fd, int events, void *opaque)
+{
+  SlirpSource *source = opaque;
+  GPollFD pollfd = { .fd = fd, .events = 0 };
+
+  if (events & SLIRP_POLL_IN)
+    pollfd.events |= G_IO_IN;
+  if (events & SLIRP_POLL_OUT)
+    pollfd.events |= G_IO_OUT;
+  if (events & SLIRP_POLL_PRI)
+    pollfd.events |= G_IO_PRI;
+  if (events & SLIRP_POLL_ERR)
+    pollfd.events |= G_IO_ERR;
+  if (events & SLIRP_POLL_HUP)
+    pollfd.events |= G_IO_HUP;
+  g_array_append_val (source->pollfds, pollfd);
+  return source->pollfds->len - 1;
+}
+
+static int
+slirp_source_get_revents (int index, void *opaque)
+{
+  SlirpSource *source = opaque;
+  GPollFD *pollfd;
+  int revents = 0;
+
+  if (index < 0 || (guint) index >= source->pollfds->len)
+    return 0;
+  pollfd = &g_array_index (source->pollfds, GPollFD, index);
+  if (pollfd->revents & G_IO_IN)
+    revents |= SLIRP_POLL_IN;
+  if (pollfd->revents & G_IO_OUT)
+    revents |= SLIRP_POLL_OUT;
+  if (pollfd->revents & G_IO_PRI)
+    revents |= SLIRP_POLL_PRI;
+  if (pollfd->revents & G_IO_ERR)
+    revents |= SLIRP_POLL_ERR;
+  if (pollfd->revents & G_IO_HUP)
+    revents |= SLIRP_POLL_HUP;
+  return revents;
+}
+
+static void
+slirp_source_remove_polls (SlirpSource *source)
+{
+  guint i;
+
+  for (i = 0; i < source->pollfds->len; i++)
+    g_source_remove_poll ((GSource *) source,
+                          &g_array_index (source->pollfds, GPollFD, i));
+  g_array_set_size (source->pollfds, 0);
+}
+
+static gboolean
+slirp_source_prepare (GSource *gsource, gint *timeout)
+{
+  SlirpSource *source = (SlirpSource *) gsource;
+  uint32_t slirp_timeout = 1000;
+  guint i;
+
+  /* The poll records are rebuilt each time because libslirp decides per
+   * iteration which sockets it wants to read or write. The array is not
+   * resized while its elements are registered, so their addresses stay
+   * valid until the next prepare. */
+  slirp_source_remove_polls (source);
+  slirp_pollfds_fill (source->stack->slirp, &slirp_timeout,
+                      slirp_source_add_poll, source);
+  for (i = 0; i < source->pollfds->len; i++)
+    g_source_add_poll (gsource, &g_array_index (source->pollfds, GPollFD, i));
+
+  source->deadline_us = g_get_monotonic_time () + slirp_timeout * 1000LL;
+  *timeout = (gint) MIN (slirp_timeout, (uint32_t) G_MAXINT);
+  return FALSE;
+}
+
+static gboolean
+slirp_source_check (GSource *gsource)
+{
+  SlirpSource *source = (SlirpSource *) gsource;
+  guint i;
+
+  for (i = 0; i < source->pollfds->len; i++)
+    if (g_array_index (source->pollfds, GPollFD, i).revents != 0)
+      return TRUE;
+  return g_get_monotonic_time () >= source->deadline_us;
+}
+
+static gboolean
+slirp_source_dispatch (GSource *gsource, GSourceFunc callback, gpointer data)
+{
+  SlirpSource *source = (SlirpSource *) gsource;
+
+  slirp_pollfds_poll (source->stack->slirp, 0, slirp_source_get_revents,
+                      source);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+slirp_source_finalize (GSource *gsource)
+{
+  SlirpSource *source = (SlirpSource *) gsource;
+
+  g_array_unref (source->pollfds);
+}
+
+static GSourceFuncs slirp_source_funcs = {
+  .prepare = slirp_source_prepare,
+  .check = slirp_source_check,
+  .dispatch = slirp_source_dispatch,
+  .finalize = slirp_source_finalize,
+};
+
+/* The guest forward listener */
+
+static gboolean
+stack_listen (MoatStack *stack, GError **error)
+{
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+
+  if (strlen (stack->socket_path) >= sizeof address.sun_path)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "guest forward socket path \"%s\" is longer than %zu "
+                   "bytes: set TMPDIR or XDG_RUNTIME_DIR to a shorter "
+                   "directory", stack->socket_path,
+                   sizeof address.sun_path - 1);
+      return FALSE;
+    }
+  memcpy (address.sun_path, stack->socket_path, strlen (stack->socket_path));
+
+  stack->listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK
+                             | SOCK_CLOEXEC, 0);
+  if (stack->listen_fd < 0
+      || bind (stack->listen_fd, (struct sockaddr *) &address,
+               sizeof address) < 0
+      || listen (stack->listen_fd, SOMAXCONN) < 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                   "cannot listen on guest forward socket \"%s\": %s",
+                   stack->socket_path, g_strerror (saved_errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+stack_accept_pending (MoatStack *stack, const MoatFlowKey *key)
+{
+  for (;;)
+    {
+      int fd = accept4 (stack->listen_fd, NULL, NULL,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno != EAGAIN)
+            g_warning ("accepting a guest connection failed: %s, ignoring",
+                       g_strerror (errno));
+          return;
+        }
+      stack->accept_func (fd, key, stack->user_data);
+      /* A second connection after the same packet cannot belong to it. */
+      key = NULL;
+    }
+}
+
+/**
+ * moat_stack_new:
+ * @config: the virtual network layout
+ * @output: receives frames for the guest
+ * @accept_func: receives new guest TCP connections
+ * @user_data: passed to the callbacks
+ * @error: return location for an error
+ *
+ * Return: the stack, polled from the default main context.
+ */
+MoatStack *
+moat_stack_new (const MoatStackConfig *config, MoatStackOutputFunc output,
+                MoatStackAcceptFunc accept_func, gpointer user_data,
+                GError **error)
+{
+  g_autoptr (MoatStack) stack = g_new0 (MoatStack, 1);
+  SlirpConfig slirp_config = {
+    /* Version 4 adds disable_dhcp; version 3 adds disable_dns. */
+    .version = 4,
+    .restricted = 1,
+    .in_enabled = true,
+    .vnetwork = config->network,
+    .vnetmask = config->netmask,
+    .vhost = config->gateway,
+    .in6_enabled = false,
+    .vdhcp_start = config->guest,
+    .vnameserver = config->dns,
+    .if_mtu = config->mtu,
+    .if_mru = config->mtu,
+    .disable_host_loopback = true,
+    /* The emulation helpers (FTP, IRC and others) and TFTP are where most
+     * of libslirp's CVEs were found. */
+    .enable_emu = false,
+    .disable_dns = true,
+    .disable_dhcp = true,
+  };
+
+  stack->listen_fd = -1;
+  stack->output = output;
+  stack->accept_func = accept_func;
+  stack->user_data = user_data;
+  stack->forwards = g_hash_table_new (g_direct_hash, g_direct_equal);
+  stack->socket_path = g_build_filename (config->socket_dir,
+                                         FORWARD_SOCKET_NAME, NULL);
+  if (!stack_listen (stack, error))
+    return NULL;
+
+  stack->slirp = slirp_new (&slirp_config, &stack_callbacks, stack);
+  if (stack->slirp == NULL)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "libslirp rejected the virtual network configuration "
+                   "(MTU %u)", config->mtu);
+      return NULL;
+    }
+
+  stack->source = (SlirpSource *) g_source_new (&slirp_source_funcs,
+                                                sizeof (SlirpSource));
+  stack->source->stack = stack;
+  stack->source->pollfds = g_array_new (FALSE, TRUE, sizeof (GPollFD));
+  g_source_attach ((GSource *) stack->source, NULL);
+  return g_steal_pointer (&stack);
+}
+
+void
+moat_stack_free (MoatStack *stack)
+{
+  if (stack == NULL)
+    return;
+  if (stack->source != NULL)
+    {
+      slirp_source_remove_polls (stack->source);
+      g_source_destroy ((GSource *) stack->source);
+      g_source_unref ((GSource *) stack->source);
+    }
+  if (stack->slirp != NULL)
+    slirp_cleanup (stack->slirp);
+  if (stack->listen_fd >= 0)
+    {
+      close (stack->listen_fd);
+      unlink (stack->socket_path);
+    }
+  g_hash_table_unref (stack->forwards);
+  g_free (stack->socket_path);
+  g_free (stack);
+}
+
+/**
+ * moat_stack_input:
+ * @stack: the stack
+ * @frame: a frame from the guest that the guard let through
+ * @length: its length
+ * @key: for a TCP segment, its addresses and ports; %NULL otherwise
+ *
+ * Feeds the frame to libslirp, then accepts the unix connection that the
+ * frame may have caused and hands it over, attributed to @key.
+ */
+void
+moat_stack_input (MoatStack *stack, const guint8 *frame, gsize length,
+                  const MoatFlowKey *key)
+{
+  slirp_input (stack->slirp, frame, (int) length);
+  stack_accept_pending (stack, key);
+}
+
+/* Needs a 64-bit gsize to hold all 48 bits, as on every platform moat
+ * supports (x86_64 and arm64). */
+G_STATIC_ASSERT (sizeof (gsize) >= 8);
+
+static gpointer
+forward_key (struct in_addr address, guint16 port)
+{
+  return GSIZE_TO_POINTER (((gsize) ntohl (address.s_addr) << 16) | port);
+}
+
+/**
+ * moat_stack_forward:
+ * @stack: the stack
+ * @address: a synthetic address handed out by DNS
+ * @port: TCP port, host byte order
+ * @error: return location for an error
+ *
+ * Registers a guest forward for (@address, @port) unless it exists, so
+ * that libslirp accepts guest connections to it.
+ *
+ * Return: %TRUE if the forward exists afterwards.
+ */
+gboolean
+moat_stack_forward (MoatStack *stack, struct in_addr address, guint16 port,
+                    GError **error)
+{
+  gpointer key = forward_key (address, port);
+  char text[INET_ADDRSTRLEN];
+
+  if (g_hash_table_contains (stack->forwards, key))
+    return TRUE;
+  if (slirp_add_unix (stack->slirp, stack->socket_path, &address, port) < 0)
+    {
+      inet_ntop (AF_INET, &address, text, sizeof text);
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                   "libslirp rejected a guest forward for %s:%u", text, port);
+      return FALSE;
+    }
+  g_hash_table_add (stack->forwards, key);
+  return TRUE;
+}
+
+/* Removes every guest forward of @address, before it is reused. */
+void
+moat_stack_unforward_address (MoatStack *stack, struct in_addr address)
+{
+  GHashTableIter iter;
+  gpointer key;
+
+  g_hash_table_iter_init (&iter, stack->forwards);
+  while (g_hash_table_iter_next (&iter, &key, NULL))
+    {
+      gsize value = GPOINTER_TO_SIZE (key);
+      guint16 port = (guint16) (value & 0xffff);
+
+      if ((value >> 16) != ntohl (address.s_addr))
+        continue;
+      slirp_remove_guestfwd (stack->slirp, address, port);
+      g_hash_table_iter_remove (&iter);
+    }
+}
