@@ -48,6 +48,18 @@ strip_trailing_dot (const char *name, gsize *length)
 }
 
 static gboolean
+is_numeric (const char *label, gsize length)
+{
+  for (gsize i = 0; i < length; i++)
+    {
+      if (!g_ascii_isdigit (label[i]))
+        return FALSE;
+    }
+
+  return length > 0;
+}
+
+static gboolean
 is_host_char (char c)
 {
   return g_ascii_isalnum (c) || c == '-' || c == '_';
@@ -71,6 +83,7 @@ check_name (const char *name, gsize length, gboolean allow_wildcard,
 {
   const char *p = name;
   const char *end = name + length;
+  const char *last_label = name;
   gboolean first = TRUE;
 
   if (length == 0)
@@ -92,6 +105,7 @@ check_name (const char *name, gsize length, gboolean allow_wildcard,
       const char *label = p;
       gsize label_length;
 
+      last_label = label;
       while (p < end && *p != '.')
         p++;
       label_length = p - label;
@@ -167,6 +181,24 @@ check_name (const char *name, gsize length, gboolean allow_wildcard,
       return FALSE;
     }
 
+  /* Resolvers read "127.1" or "0x7f.1" as an IPv4 address (inet_aton), so a
+   * numeric last label is accepted only in a dotted-quad address. No
+   * top-level domain is all-numeric (RFC 3696 section 2). */
+  if (is_numeric (last_label, end - last_label))
+    {
+      g_autofree char *copy = g_strndup (name, length);
+
+      if (!g_hostname_is_ip_address (copy) || strchr (copy, ':') != NULL)
+        {
+          g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                               "the last label is a number, but the name "
+                               "is not an IPv4 address of four decimal "
+                               "numbers from 0 to 255 without leading "
+                               "zeros");
+          return FALSE;
+        }
+    }
+
   return TRUE;
 }
 
@@ -205,6 +237,36 @@ moat_host_pattern_validate (const char *pattern, GError **error)
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
                    "invalid host pattern \"%s\": %s; %s", pattern,
                    local_error->message, PATTERN_EXAMPLES);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/**
+ * moat_host_name_validate:
+ * @host: host name or IPv4 address, with or without one trailing dot
+ * @error: return location for a #GError
+ *
+ * Applies the rules of moat_host_pattern_validate() without a wildcard.
+ *
+ * Return: %TRUE if @host is valid, else %FALSE with a %MOAT_ERROR_CONFIG
+ *   error that names @host
+ */
+gboolean
+moat_host_name_validate (const char *host, GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  gsize length;
+
+  g_return_val_if_fail (host != NULL, FALSE);
+
+  strip_trailing_dot (host, &length);
+  if (!check_name (host, length, FALSE, &local_error))
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid host name \"%s\": %s", host,
+                   local_error->message);
       return FALSE;
     }
 

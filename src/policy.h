@@ -7,6 +7,7 @@
 typedef struct MoatPolicy MoatPolicy;
 
 gboolean moat_host_pattern_validate (const char *pattern, GError **error);
+gboolean moat_host_name_validate (const char *host, GError **error);
 gboolean moat_host_pattern_match (const char *pattern, const char *host);
 
 MoatPolicy *moat_policy_new (const char *const *allow,

@@ -45,6 +45,8 @@ static const MatchCase match_cases[] = {
   { "host with a NUL-free control byte", "example.com", "exam\x01ple.com",
     FALSE },
   { "invalid pattern matches nothing", "*", "example.com", FALSE },
+  { "short IPv4 form of host", "127.0.0.1", "127.1", FALSE },
+  { "hexadecimal IPv4 form of host", "127.0.0.1", "0x7f.0.0.1", FALSE },
 };
 
 static void
@@ -107,6 +109,15 @@ static const ValidateCase validate_cases[] = {
   { "IPv6 literal", "::1", "invalid character 0x3a" },
   { "non-ASCII", "\xc3\xa9xample.com", "invalid character 0xc3" },
   { "advice", "a..b", "a valid pattern is a host name (\"api.example.com\")" },
+  { "numeric first label", "123.example.com", NULL },
+  { "all-zero address", "0.0.0.0", NULL },
+  { "short IPv4 form", "127.1", "invalid host pattern \"127.1\": the last "
+    "label is a number, but the name is not an IPv4 address" },
+  { "IPv4 octet above 255", "1.2.3.256", "the last label is a number" },
+  { "IPv4 leading zero", "1.2.3.04", "the last label is a number" },
+  { "five numbers", "1.2.3.4.5", "the last label is a number" },
+  { "numeric top-level domain", "example.123", "the last label is a number" },
+  { "wildcard over addresses", "*.0.0.1", "the last label is a number" },
 };
 
 static void
@@ -161,6 +172,51 @@ test_validate_name_length (void)
   g_assert_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG);
   g_assert_nonnull (strstr (error->message, "254 bytes long, more than the "
                                             "253 bytes allowed"));
+}
+
+typedef struct {
+  const char *description;
+  const char *host;
+  const char *message; /* substring expected in the error, NULL if valid */
+} HostNameCase;
+
+static const HostNameCase host_name_cases[] = {
+  { "name", "api.example.com", NULL },
+  { "trailing dot", "api.example.com.", NULL },
+  { "IPv4 literal", "127.0.0.1", NULL },
+  { "wildcard", "*.example.com", "invalid host name \"*.example.com\": "
+    "\"*\" is not allowed in a host name" },
+  { "star alone", "*", "\"*\" is not allowed in a host name" },
+  { "empty", "", "invalid host name \"\": empty name" },
+  { "port", "example.com:443", "invalid character 0x3a" },
+  { "bracketed IPv6", "[::1]", "invalid character 0x5b" },
+  { "short IPv4 form", "127.1", "the last label is a number" },
+};
+
+static void
+test_host_name_validate (void)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (host_name_cases); i++)
+    {
+      const HostNameCase *c = &host_name_cases[i];
+      g_autoptr (GError) error = NULL;
+      gboolean valid = moat_host_name_validate (c->host, &error);
+
+      g_test_message ("%s: \"%s\"", c->description, c->host);
+      if (c->message == NULL)
+        {
+          g_assert_no_error (error);
+          g_assert_true (valid);
+        }
+      else
+        {
+          g_assert_false (valid);
+          g_assert_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG);
+          if (strstr (error->message, c->message) == NULL)
+            g_test_fail_printf ("%s: error \"%s\" lacks \"%s\"",
+                                c->description, error->message, c->message);
+        }
+    }
 }
 
 typedef struct {
@@ -308,6 +364,7 @@ main (int argc, char **argv)
   g_test_add_func ("/policy/pattern/match", test_match);
   g_test_add_func ("/policy/pattern/validate", test_validate);
   g_test_add_func ("/policy/pattern/name-length", test_validate_name_length);
+  g_test_add_func ("/policy/host-name/validate", test_host_name_validate);
   g_test_add_func ("/policy/decision/table", test_decision);
   g_test_add_func ("/policy/decision/empty-allow", test_empty_allow_denies_all);
   g_test_add_func ("/policy/decision/deny-normalized", test_deny_only);
