@@ -11,9 +11,11 @@
 # Needs the Debian packages busybox-static, cpio, linux-image-cloud-amd64,
 # curl and kmod (for modprobe --show-depends).
 #
-# The case script and moat's CA arrive later as a second cpio archive that
-# the harness appends to initramfs.cpio.gz: Linux unpacks every archive of
-# a concatenated initramfs into the same rootfs.
+# The case script and moat's CA arrive as a second, uncompressed cpio
+# archive that the harness puts in front of initramfs.cpio.gz: Linux unpacks
+# every archive of a concatenated initramfs into the same rootfs. Linux 6.1
+# rejects an archive placed after the gzip one ("invalid magic at start of
+# compressed archive"), so the order matters.
 #
 # Environment: MOAT_GUEST_KERNEL=VERSION picks a kernel in /boot other than
 # the newest *-cloud-amd64 one.
@@ -119,7 +121,7 @@ install -m 0755 "$script_dir/udhcpc.script" "$root/udhcpc.script"
 echo "root:x:0:0:root:/root:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
 echo "127.0.0.1 localhost" >"$root/etc/hosts"
-# glibc resolves through DNS only, never through a file the guest lacks.
+# Host names resolve through /etc/hosts (localhost only), then DNS.
 echo "hosts: files dns" >"$root/etc/nsswitch.conf"
 
 (cd "$root" && find . -print | LC_ALL=C sort |
