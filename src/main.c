@@ -1,1 +1,231 @@
-int main (void) { return 0; }
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* main.c - moat's command line: options, configuration merge, main loop */
+#define G_LOG_DOMAIN "moat"
+
+#include <glib.h>
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <curl/curl.h>
+#include <gnutls/gnutls.h>
+#include <slirp/libslirp.h>
+
+#include "config.h"
+#include "error.h"
+#include "moat-limits.h"
+#include "session.h"
+
+/* Exit statuses: 0 after a clean stop, 1 on a runtime failure, 2 for an
+ * invalid command line or configuration. */
+#define EXIT_USAGE 2
+
+typedef struct {
+  char *config_path;
+  char *socket_path;
+  char *connect_path;
+  int fd;
+  char *audit_path;
+  char *ca_cert_out;
+  int mtu;
+  gboolean one_off;
+  gboolean verbose;
+  gboolean version;
+} Options;
+
+static gboolean
+on_signal (gpointer user_data)
+{
+  MoatSession *session = user_data;
+
+  g_message ("signal received; shutting down");
+  g_main_loop_quit (session->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+print_version (void)
+{
+  curl_version_info_data *curl = curl_version_info (CURLVERSION_NOW);
+
+  printf ("moat %s\n", MOAT_VERSION);
+  printf ("libslirp %s, GnuTLS %s, libcurl %s, GLib %u.%u.%u\n",
+          slirp_version_string (), gnutls_check_version (NULL),
+          curl->version, glib_major_version, glib_minor_version,
+          glib_micro_version);
+}
+
+/* Applies command-line options on top of the file's values. */
+static void
+apply_options (MoatConfig *config, Options *options)
+{
+  if (options->socket_path != NULL)
+    {
+      g_free (config->socket_path);
+      config->socket_path = g_steal_pointer (&options->socket_path);
+    }
+  if (options->connect_path != NULL)
+    config->connect_path = g_steal_pointer (&options->connect_path);
+  if (options->fd >= 0)
+    config->fd = options->fd;
+  if (options->audit_path != NULL)
+    {
+      g_free (config->audit_path);
+      config->audit_path = g_steal_pointer (&options->audit_path);
+    }
+  if (options->ca_cert_out != NULL)
+    {
+      g_free (config->ca_cert_out);
+      config->ca_cert_out = g_steal_pointer (&options->ca_cert_out);
+    }
+  if (options->mtu > 0)
+    config->mtu = options->mtu;
+  if (options->one_off)
+    config->one_off = TRUE;
+}
+
+static void
+print_banner (const MoatSession *session)
+{
+  const MoatConfig *config = session->config;
+  g_autofree char *qemu_args = moat_session_describe_qemu_args (session);
+
+  if (config->socket_path != NULL)
+    fprintf (stderr, "moat %s: waiting for QEMU on %s\n", MOAT_VERSION,
+             config->socket_path);
+  else
+    fprintf (stderr, "moat %s: attached to QEMU\n", MOAT_VERSION);
+  fprintf (stderr, "  QEMU options:   %s\n", qemu_args);
+  fprintf (stderr, "  CA certificate: %s (install it in the guest to "
+           "trust intercepted HTTPS)\n", config->ca_cert_out);
+  fprintf (stderr, "  audit log:      %s\n",
+           config->audit_path ? config->audit_path : "(none; set --audit)");
+  fprintf (stderr, "  policy:         %u allow and %u deny patterns%s\n",
+           config->allow ? g_strv_length (config->allow) : 0,
+           config->deny ? g_strv_length (config->deny) : 0,
+           config->allow == NULL ? " (everything is denied)" : "");
+}
+
+int
+main (int argc, char **argv)
+{
+  Options options = { .fd = -1 };
+  GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &options.config_path,
+      "Read the configuration from FILE (GKeyFile INI)", "FILE" },
+    { "socket", 's', 0, G_OPTION_ARG_FILENAME, &options.socket_path,
+      "Listen on the unix socket PATH for QEMU's -netdev stream,server=off",
+      "PATH" },
+    { "connect", 0, 0, G_OPTION_ARG_FILENAME, &options.connect_path,
+      "Connect to QEMU listening on PATH (-netdev stream,server=on)",
+      "PATH" },
+    { "fd", 0, 0, G_OPTION_ARG_INT, &options.fd,
+      "Use the connected stream socket N, passed by a launcher", "N" },
+    { "audit", 'a', 0, G_OPTION_ARG_FILENAME, &options.audit_path,
+      "Append the audit log (JSON Lines) to PATH; - for standard output",
+      "PATH" },
+    { "ca-cert-out", 0, 0, G_OPTION_ARG_FILENAME, &options.ca_cert_out,
+      "Write the session CA certificate (PEM) to PATH", "PATH" },
+    { "mtu", 0, 0, G_OPTION_ARG_INT, &options.mtu,
+      "Guest MTU in bytes, 576 to 65520 (default 1500)", "BYTES" },
+    { "one-off", 0, 0, G_OPTION_ARG_NONE, &options.one_off,
+      "Exit when QEMU disconnects instead of waiting for the next "
+      "connection", NULL },
+    { "verbose", 'v', 0, G_OPTION_ARG_NONE, &options.verbose,
+      "Log debug messages for every connection", NULL },
+    { "version", 'V', 0, G_OPTION_ARG_NONE, &options.version,
+      "Print the versions of moat and its libraries, then exit", NULL },
+    { NULL }
+  };
+  g_autoptr (GOptionContext) context = NULL;
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MoatConfig) config = NULL;
+  g_autoptr (MoatSession) session = NULL;
+  int status;
+
+  setlocale (LC_ALL, "");
+  context = g_option_context_new ("- policy-enforcing network for QEMU guests");
+  g_option_context_set_summary (
+      context,
+      "moat is the host end of a QEMU guest's -netdev stream NIC. It lets out\n"
+      "only the HTTP and HTTPS requests that the policy allows and writes\n"
+      "every DNS answer, connection, request and denial to an audit log.\n"
+      "Command-line options override the same keys in the configuration "
+      "file.");
+  g_option_context_set_description (
+      context,
+      "Example:\n"
+      "  moat --config vm.ini --socket /run/user/1000/vm1.sock \\\n"
+      "       --ca-cert-out /run/user/1000/vm1-ca.pem\n"
+      "  qemu-system-x86_64 ... -netdev stream,id=n0,server=off,"
+      "addr.type=unix,addr.path=/run/user/1000/vm1.sock \\\n"
+      "       -device virtio-net-pci,netdev=n0\n");
+  g_option_context_add_main_entries (context, entries, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      fprintf (stderr, "moat: %s\nRun 'moat --help' for the options.\n",
+               error->message);
+      return EXIT_USAGE;
+    }
+  if (options.version)
+    {
+      print_version ();
+      return EXIT_SUCCESS;
+    }
+  if (argc > 1)
+    {
+      fprintf (stderr, "moat: unexpected argument \"%s\"; all settings are "
+               "options. Run 'moat --help' for the list.\n", argv[1]);
+      return EXIT_USAGE;
+    }
+  if (options.mtu != 0 && (options.mtu < MOAT_MTU_MIN
+                           || options.mtu > MOAT_MTU_MAX))
+    {
+      fprintf (stderr, "moat: --mtu %d is out of range: give %d to %d\n",
+               options.mtu, MOAT_MTU_MIN, MOAT_MTU_MAX);
+      return EXIT_USAGE;
+    }
+  if (options.verbose)
+    g_setenv ("G_MESSAGES_DEBUG", "all", TRUE);
+
+  config = moat_config_new ();
+  if (options.config_path != NULL
+      && !moat_config_load_file (config, options.config_path, &error))
+    {
+      fprintf (stderr, "moat: %s\n", error->message);
+      return EXIT_USAGE;
+    }
+  apply_options (config, &options);
+  if (!moat_config_validate (config, &error))
+    {
+      fprintf (stderr, "moat: %s\n", error->message);
+      return EXIT_USAGE;
+    }
+
+  curl_global_init (CURL_GLOBAL_DEFAULT);
+  session = moat_session_new (g_steal_pointer (&config), &error);
+  if (session == NULL)
+    {
+      fprintf (stderr, "moat: %s\n", error->message);
+      status = g_error_matches (error, MOAT_ERROR, MOAT_ERROR_CONFIG)
+               ? EXIT_USAGE : EXIT_FAILURE;
+      curl_global_cleanup ();
+      return status;
+    }
+
+  g_unix_signal_add (SIGINT, on_signal, session);
+  g_unix_signal_add (SIGTERM, on_signal, session);
+  print_banner (session);
+  g_main_loop_run (session->loop);
+
+  status = session->exit_status;
+  g_clear_pointer (&session, moat_session_free);
+  curl_global_cleanup ();
+  g_free (options.config_path);
+  g_free (options.socket_path);
+  g_free (options.connect_path);
+  g_free (options.audit_path);
+  g_free (options.ca_cert_out);
+  return status;
+}
