@@ -40,6 +40,8 @@ import traceback
 import urllib.parse
 
 NETNS_ENV = "MOAT_VM_NETNS"
+# Exit status that tells meson the test was skipped.
+EXIT_SKIP = 77
 
 # Audit log vocabulary, kept in one place so that it can follow moat's
 # audit.c. NOTE: these names follow the interface description; check them
@@ -1218,7 +1220,7 @@ def main(argv=None):
     if shutil.which("qemu-system-x86_64") is None:
         print("moatvm: qemu-system-x86_64 not found; install the Debian package "
               "qemu-system-x86", file=sys.stderr)
-        return 2
+        return EXIT_SKIP
 
     ensure_private_netns()
     names = args.cases or list(CASES)
