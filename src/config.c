@@ -1,1 +1,1036 @@
-/* placeholder until the module lands */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* config.c - moat's configuration: GKeyFile INI file plus command line */
+#define G_LOG_DOMAIN "moat-config"
+
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "moat-limits.h"
+#include "policy.h"
+
+/* Longest unix socket path: sun_path less its terminating NUL. */
+#define SOCKET_PATH_MAX (sizeof (((struct sockaddr_un *) NULL)->sun_path) - 1)
+
+/*
+ * Theory of operation
+ *
+ * GKeyFile decodes values (escapes, ';' lists) but accepts what moat must
+ * reject: it keeps the last of two equal keys, merges repeated groups and
+ * ignores locale keys such as "allow[de]". So a line scanner first lists
+ * every group and key with its line number and rejects unknown or repeated
+ * ones. Only then are the values read through GKeyFile and parsed into a
+ * staging copy, which replaces the fields of the MoatConfig only when the
+ * whole file is valid.
+ */
+
+typedef enum {
+  VALUE_PATH,       /* path, relative to the configuration file */
+  VALUE_AUDIT_PATH, /* VALUE_PATH, or "-" for stdout */
+  VALUE_MTU,        /* integer from MOAT_MTU_MIN to MOAT_MTU_MAX */
+  VALUE_PATTERNS,   /* list of host patterns */
+  VALUE_CONNECT_TO, /* list of HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT */
+} ValueKind;
+
+/**
+ * KeySpec:
+ * @group: group name without brackets
+ * @key: key name
+ * @kind: how the value is parsed
+ * @offset: offset of the MoatConfig field that the value sets
+ */
+typedef struct {
+  const char *group;
+  const char *key;
+  ValueKind kind;
+  gsize offset;
+} KeySpec;
+
+static const KeySpec key_specs[] = {
+  { "moat", "socket", VALUE_PATH, G_STRUCT_OFFSET (MoatConfig, socket_path) },
+  { "moat", "audit", VALUE_AUDIT_PATH,
+    G_STRUCT_OFFSET (MoatConfig, audit_path) },
+  { "moat", "mtu", VALUE_MTU, G_STRUCT_OFFSET (MoatConfig, mtu) },
+  { "policy", "allow", VALUE_PATTERNS, G_STRUCT_OFFSET (MoatConfig, allow) },
+  { "policy", "deny", VALUE_PATTERNS, G_STRUCT_OFFSET (MoatConfig, deny) },
+  { "tls", "ca-cert-out", VALUE_PATH,
+    G_STRUCT_OFFSET (MoatConfig, ca_cert_out) },
+  { "tls", "ca-cert", VALUE_PATH, G_STRUCT_OFFSET (MoatConfig, ca_cert) },
+  { "tls", "ca-key", VALUE_PATH, G_STRUCT_OFFSET (MoatConfig, ca_key) },
+  { "upstream", "ca-file", VALUE_PATH,
+    G_STRUCT_OFFSET (MoatConfig, upstream_ca_file) },
+  { "upstream", "connect-to", VALUE_CONNECT_TO,
+    G_STRUCT_OFFSET (MoatConfig, connect_to) },
+};
+
+static const char *const known_groups[] = {
+  "moat", "policy", "tls", "upstream",
+};
+
+/**
+ * Entry:
+ * @spec: the key's specification
+ * @line: 1-based line number of the "key = value" line
+ */
+typedef struct {
+  const KeySpec *spec;
+  guint line;
+} Entry;
+
+/**
+ * LoadContext:
+ * @name: file name for messages
+ * @base_dir: absolute directory that relative paths are resolved against
+ * @key_file: the parsed file
+ * @entries: (element-type Entry): keys in file order
+ */
+typedef struct {
+  const char *name;
+  char *base_dir;
+  GKeyFile *key_file;
+  GArray *entries;
+} LoadContext;
+
+MoatConfig *
+moat_config_new (void)
+{
+  MoatConfig *config = g_new0 (MoatConfig, 1);
+
+  config->fd = -1;
+  config->mtu = 1500;
+
+  return config;
+}
+
+void
+moat_config_free (MoatConfig *config)
+{
+  if (config == NULL)
+    return;
+
+  g_free (config->path);
+  g_free (config->socket_path);
+  g_free (config->connect_path);
+  g_free (config->audit_path);
+  g_strfreev (config->allow);
+  g_strfreev (config->deny);
+  g_free (config->ca_cert_out);
+  g_free (config->ca_cert);
+  g_free (config->ca_key);
+  g_free (config->upstream_ca_file);
+  g_strfreev (config->connect_to);
+  g_free (config);
+}
+
+static void set_line_error (GError **error, const char *name, guint line,
+                            const char *format, ...) G_GNUC_PRINTF (4, 5);
+
+/* Sets a MOAT_ERROR_CONFIG error prefixed with "NAME:LINE: ". Text quoted
+ * from the file may be invalid UTF-8, which is replaced by U+FFFD. */
+static void
+set_line_error (GError **error, const char *name, guint line,
+                const char *format, ...)
+{
+  g_autofree char *message = NULL;
+  g_autofree char *valid = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  valid = g_utf8_make_valid (message, -1);
+  g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG, "%s:%u: %s", name, line,
+               valid);
+}
+
+static const KeySpec *
+find_key_spec (const char *group, const char *key)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (key_specs); i++)
+    {
+      if (strcmp (key_specs[i].group, group) == 0
+          && strcmp (key_specs[i].key, key) == 0)
+        return &key_specs[i];
+    }
+
+  return NULL;
+}
+
+static gboolean
+is_known_group (const char *group)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (known_groups); i++)
+    {
+      if (strcmp (known_groups[i], group) == 0)
+        return TRUE;
+    }
+
+  return FALSE;
+}
+
+/* Returns "socket, audit, mtu" for group "moat", for error messages. */
+static char *
+list_keys (const char *group)
+{
+  g_autoptr (GString) keys = g_string_new (NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (key_specs); i++)
+    {
+      if (strcmp (key_specs[i].group, group) != 0)
+        continue;
+      if (keys->len > 0)
+        g_string_append (keys, ", ");
+      g_string_append (keys, key_specs[i].key);
+    }
+
+  return g_string_free (g_steal_pointer (&keys), FALSE);
+}
+
+/**
+ * scan_group_line:
+ * @context: the load context
+ * @text: the line without surrounding whitespace, starting with '['
+ * @line: line number
+ * @seen_groups: names of the groups seen so far, mapped to their line
+ * @group: (out) (transfer full): the group name
+ * @error: return location for a #GError
+ *
+ * Reads a "[group]" line as GKeyFile does: the name ends at the first ']',
+ * after which only blanks may follow.
+ *
+ * Return: %TRUE if the group is known and not repeated
+ */
+static gboolean
+scan_group_line (LoadContext *context, const char *text, guint line,
+                 GHashTable *seen_groups, char **group, GError **error)
+{
+  const char *close = strchr (text, ']');
+  g_autofree char *name = NULL;
+  gpointer first_line;
+
+  if (close == NULL || close[strspn (close + 1, " \t") + 1] != '\0')
+    {
+      set_line_error (error, context->name, line, "invalid group line "
+                      "\"%s\": expected \"[name]\"", text);
+      return FALSE;
+    }
+
+  name = g_strndup (text + 1, close - text - 1);
+  if (!is_known_group (name))
+    {
+      set_line_error (error, context->name, line, "unknown group [%s]: "
+                      "expected [moat], [policy], [tls] or [upstream]", name);
+      return FALSE;
+    }
+
+  if (g_hash_table_lookup_extended (seen_groups, name, NULL, &first_line))
+    {
+      set_line_error (error, context->name, line, "duplicate group [%s], "
+                      "first started on line %u: put all its keys under "
+                      "one [%s] line", name, GPOINTER_TO_UINT (first_line),
+                      name);
+      return FALSE;
+    }
+  g_hash_table_insert (seen_groups, g_strdup (name), GUINT_TO_POINTER (line));
+
+  *group = g_steal_pointer (&name);
+  return TRUE;
+}
+
+/**
+ * scan_key_line:
+ * @context: the load context
+ * @text: the line without surrounding whitespace
+ * @line: line number
+ * @group: (nullable): the current group
+ * @seen_keys: (element-type KeySpec guint): keys seen so far, mapped to
+ *   their line
+ * @error: return location for a #GError
+ *
+ * Reads a "key = value" line as GKeyFile does: the key ends at the first
+ * '=' and surrounding blanks are not part of it. Adds the key to
+ * @context->entries.
+ *
+ * Return: %TRUE if the key is known in @group and not repeated
+ */
+static gboolean
+scan_key_line (LoadContext *context, const char *text, guint line,
+               const char *group, GHashTable *seen_keys, GError **error)
+{
+  const char *equals = strchr (text, '=');
+  g_autofree char *key = NULL;
+  const KeySpec *spec;
+  gpointer first_line;
+  Entry entry;
+
+  if (equals == NULL || equals == text)
+    {
+      set_line_error (error, context->name, line, "invalid line \"%s\": "
+                      "expected \"[group]\", \"key = value\" or a comment "
+                      "starting with '#'", text);
+      return FALSE;
+    }
+
+  key = g_strstrip (g_strndup (text, equals - text));
+  if (group == NULL)
+    {
+      set_line_error (error, context->name, line, "key \"%s\" is outside "
+                      "any group: put it under its group, such as [moat]",
+                      key);
+      return FALSE;
+    }
+
+  spec = find_key_spec (group, key);
+  if (spec == NULL)
+    {
+      g_autofree char *keys = list_keys (group);
+
+      set_line_error (error, context->name, line, "[%s] %s: unknown key; "
+                      "[%s] accepts %s", group, key, group, keys);
+      return FALSE;
+    }
+
+  if (g_hash_table_lookup_extended (seen_keys, spec, NULL, &first_line))
+    {
+      set_line_error (error, context->name, line, "[%s] %s: duplicate key, "
+                      "first set on line %u: set each key once (a list "
+                      "takes several values separated by ';')", group, key,
+                      GPOINTER_TO_UINT (first_line));
+      return FALSE;
+    }
+  g_hash_table_insert (seen_keys, (gpointer) spec, GUINT_TO_POINTER (line));
+
+  entry.spec = spec;
+  entry.line = line;
+  g_array_append_val (context->entries, entry);
+  return TRUE;
+}
+
+/**
+ * scan_lines:
+ * @context: the load context, whose @entries is filled
+ * @data: file contents, without NUL bytes
+ * @length: bytes of @data
+ * @error: return location for a #GError
+ *
+ * Lists the groups and keys of @data with their line numbers, following the
+ * line syntax of GKeyFile: leading blanks are skipped, '#' starts a comment,
+ * and a trailing '\r' is ignored.
+ *
+ * Return: %TRUE if every group and key is known and appears once
+ */
+static gboolean
+scan_lines (LoadContext *context, const char *data, gsize length,
+            GError **error)
+{
+  g_autoptr (GHashTable) seen_groups = g_hash_table_new_full (g_str_hash,
+                                                              g_str_equal,
+                                                              g_free, NULL);
+  g_autoptr (GHashTable) seen_keys = g_hash_table_new (g_direct_hash,
+                                                       g_direct_equal);
+  g_autofree char *group = NULL;
+  const char *p = data;
+  const char *end = data + length;
+  guint line = 0;
+
+  while (p < end)
+    {
+      const char *newline = memchr (p, '\n', end - p);
+      const char *line_end = newline != NULL ? newline : end;
+      g_autofree char *text = g_strstrip (g_strndup (p, line_end - p));
+
+      line++;
+      p = newline != NULL ? newline + 1 : end;
+
+      if (text[0] == '\0' || text[0] == '#')
+        continue;
+
+      if (text[0] == '[')
+        {
+          g_clear_pointer (&group, g_free);
+          if (!scan_group_line (context, text, line, seen_groups, &group,
+                                error))
+            return FALSE;
+          continue;
+        }
+
+      if (!scan_key_line (context, text, line, group, seen_keys, error))
+        return FALSE;
+    }
+
+  return TRUE;
+}
+
+static gboolean parse_value_error (GError **error, const LoadContext *context,
+                                   const Entry *entry, const char *format,
+                                   ...) G_GNUC_PRINTF (4, 5);
+
+/* Sets a MOAT_ERROR_CONFIG error prefixed with "NAME:LINE: [GROUP] KEY: ".
+ * Returns FALSE for use in return statements. */
+static gboolean
+parse_value_error (GError **error, const LoadContext *context,
+                   const Entry *entry, const char *format, ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+
+  set_line_error (error, context->name, entry->line, "[%s] %s: %s",
+                  entry->spec->group, entry->spec->key, message);
+  return FALSE;
+}
+
+/**
+ * parse_path:
+ * @context: the load context
+ * @entry: the key
+ * @value: the decoded value
+ * @path: (out) (transfer full): the absolute path, or "-" for stdout where
+ *   the key allows it
+ * @error: return location for a #GError
+ *
+ * Return: %TRUE on success
+ */
+static gboolean
+parse_path (const LoadContext *context, const Entry *entry,
+            const char *value, char **path, GError **error)
+{
+  if (value[0] == '\0')
+    return parse_value_error (error, context, entry, "missing value: "
+                              "expected a path");
+
+  if (entry->spec->kind == VALUE_AUDIT_PATH && strcmp (value, "-") == 0)
+    {
+      *path = g_strdup (value);
+      return TRUE;
+    }
+
+  /* GKeyFile does not expand "~", and resolving it against the file's
+   * directory would quietly write somewhere unexpected. */
+  if (value[0] == '~')
+    return parse_value_error (error, context, entry, "invalid value \"%s\": "
+                              "\"~\" is not expanded: give an absolute path "
+                              "or one relative to the configuration file",
+                              value);
+
+  if (g_path_is_absolute (value))
+    *path = g_strdup (value);
+  else
+    *path = g_build_filename (context->base_dir, value, NULL);
+
+  return TRUE;
+}
+
+static gboolean
+parse_mtu (const LoadContext *context, const Entry *entry,
+           const char *value, guint *mtu, GError **error)
+{
+  guint64 number;
+
+  if (!g_ascii_string_to_unsigned (value, 10, MOAT_MTU_MIN, MOAT_MTU_MAX,
+                                   &number, NULL))
+    return parse_value_error (error, context, entry, "invalid value \"%s\": "
+                              "expected an integer from %u to %u (bytes)",
+                              value, MOAT_MTU_MIN, MOAT_MTU_MAX);
+
+  *mtu = (guint) number;
+  return TRUE;
+}
+
+/**
+ * parse_port:
+ * @text: the port text, not NUL-terminated
+ * @length: bytes of @text
+ * @port: (out): the port
+ *
+ * Return: %TRUE if @text is a decimal number from 1 to 65535
+ */
+static gboolean
+parse_port (const char *text, gsize length, guint *port)
+{
+  g_autofree char *copy = g_strndup (text, length);
+  guint64 number;
+
+  if (!g_ascii_string_to_unsigned (copy, 10, 1, 65535, &number, NULL))
+    return FALSE;
+
+  *port = (guint) number;
+  return TRUE;
+}
+
+/**
+ * split_host:
+ * @text: start of a host in a connect-to entry
+ * @end: end of the entry
+ * @host: (out) (transfer full): the host, brackets included for IPv6
+ * @next: (out): the character after the host, which must be ':'
+ * @error: return location for a #GError
+ *
+ * Reads a host name, an IPv4 address or a bracketed IPv6 address up to the
+ * next ':' and checks it.
+ *
+ * Return: %TRUE if the host is valid and followed by ':'
+ */
+static gboolean
+split_host (const char *text, const char *end, char **host,
+            const char **next, GError **error)
+{
+  const char *host_end;
+  g_autofree char *copy = NULL;
+
+  if (text < end && *text == '[')
+    {
+      g_autofree char *address = NULL;
+
+      host_end = memchr (text, ']', end - text);
+      if (host_end == NULL)
+        {
+          g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                               "missing ']' after an IPv6 address");
+          return FALSE;
+        }
+      address = g_strndup (text + 1, host_end - text - 1);
+      if (strchr (address, ':') == NULL
+          || !g_hostname_is_ip_address (address))
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "invalid IPv6 address \"%s\" in brackets", address);
+          return FALSE;
+        }
+      host_end++;
+      copy = g_strndup (text, host_end - text);
+    }
+  else
+    {
+      host_end = memchr (text, ':', end - text);
+      if (host_end == NULL)
+        host_end = end;
+      copy = g_strndup (text, host_end - text);
+      if (copy[0] == '\0')
+        {
+          g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                               "empty host");
+          return FALSE;
+        }
+      if (strchr (copy, '*') != NULL)
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "wildcards are not supported in host \"%s\"", copy);
+          return FALSE;
+        }
+      if (!moat_host_name_validate (copy, error))
+        return FALSE;
+    }
+
+  if (host_end == end || *host_end != ':')
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "missing ':' and port after host \"%s\"", copy);
+      return FALSE;
+    }
+
+  *host = g_steal_pointer (&copy);
+  *next = host_end;
+  return TRUE;
+}
+
+/**
+ * parse_connect_to_entry:
+ * @entry: "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT"
+ * @key: (out) (transfer full): "host:port" in lowercase, to detect repeats
+ * @error: return location for a #GError
+ *
+ * Checks an entry in the format of curl's CONNECT_TO option: requests to
+ * HOST:PORT go to CONNECT-TO-HOST:CONNECT-TO-PORT. Unlike curl, moat
+ * requires every part to be present, because an empty HOST would redirect
+ * every host. Each host is a name, an IPv4 address or a bracketed IPv6
+ * address, and each port is from 1 to 65535.
+ *
+ * Return: %TRUE if @entry is valid
+ */
+static gboolean
+parse_connect_to_entry (const char *entry, char **key, GError **error)
+{
+  const char *end = entry + strlen (entry);
+  const char *p = entry;
+  const char *port_end;
+  g_autofree char *host = NULL;
+  g_autofree char *target_host = NULL;
+  g_autofree char *host_port = NULL;
+  guint port;
+  guint target_port;
+
+  if (!split_host (p, end, &host, &p, error))
+    return FALSE;
+
+  p++; /* ':' */
+  port_end = memchr (p, ':', end - p);
+  if (port_end == NULL || !parse_port (p, port_end - p, &port))
+    {
+      g_autofree char *text = g_strndup (p, (port_end ? port_end : end) - p);
+
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid port \"%s\" after host \"%s\": expected a number "
+                   "from 1 to 65535", text, host);
+      return FALSE;
+    }
+
+  p = port_end + 1;
+  if (!split_host (p, end, &target_host, &p, error))
+    {
+      g_prefix_error (error, "connect-to host: ");
+      return FALSE;
+    }
+
+  p++; /* ':' */
+  if (!parse_port (p, end - p, &target_port))
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid connect-to port \"%s\": expected a number from 1 "
+                   "to 65535", p);
+      return FALSE;
+    }
+
+  host_port = g_strdup_printf ("%s:%u", host, port);
+  *key = g_ascii_strdown (host_port, -1);
+  return TRUE;
+}
+
+/**
+ * parse_list:
+ * @context: the load context
+ * @entry: the key
+ * @list: (out) (transfer full): the elements with surrounding blanks
+ *   removed, %NULL-terminated
+ * @error: return location for a #GError
+ *
+ * Reads a GKeyFile string list, whose elements are separated by ';'. One
+ * ';' at the end is allowed, as GKeyFile writes lists that way. An empty
+ * value gives an empty list. Each element is checked as a host pattern or
+ * a connect-to entry, depending on the key.
+ *
+ * Return: %TRUE if every element is valid
+ */
+static gboolean
+parse_list (const LoadContext *context, const Entry *entry, char ***list,
+            GError **error)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autoptr (GHashTable) connect_to_keys = NULL;
+  g_autofree char *raw = NULL;
+  g_auto (GStrv) elements = NULL;
+  gsize count = 0;
+
+  raw = g_key_file_get_value (context->key_file, entry->spec->group,
+                              entry->spec->key, NULL);
+  elements = g_key_file_get_string_list (context->key_file,
+                                         entry->spec->group,
+                                         entry->spec->key, &count,
+                                         &local_error);
+  if (local_error != NULL)
+    return parse_value_error (error, context, entry, "invalid value \"%s\": "
+                              "%s", raw, local_error->message);
+  if (elements == NULL)
+    elements = g_new0 (char *, 1);
+
+  connect_to_keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           NULL);
+  for (gsize i = 0; i < count; i++)
+    {
+      g_strstrip (elements[i]);
+      if (elements[i][0] == '\0')
+        return parse_value_error (error, context, entry, "invalid value "
+                                  "\"%s\": element %" G_GSIZE_FORMAT " is "
+                                  "empty: separate elements with one ';'",
+                                  raw, i + 1);
+
+      if (entry->spec->kind == VALUE_PATTERNS)
+        {
+          if (!moat_host_pattern_validate (elements[i], &local_error))
+            return parse_value_error (error, context, entry, "%s",
+                                      local_error->message);
+        }
+      else
+        {
+          g_autofree char *host_port = NULL;
+
+          if (!parse_connect_to_entry (elements[i], &host_port,
+                                       &local_error))
+            return parse_value_error (error, context, entry, "invalid "
+                                      "connect-to entry \"%s\": %s; expected "
+                                      "HOST:PORT:CONNECT-TO-HOST:"
+                                      "CONNECT-TO-PORT, such as "
+                                      "\"a.example:443:127.0.0.1:8443\"",
+                                      elements[i], local_error->message);
+          if (!g_hash_table_add (connect_to_keys,
+                                 g_steal_pointer (&host_port)))
+            return parse_value_error (error, context, entry, "invalid "
+                                      "connect-to entry \"%s\": an earlier "
+                                      "entry already redirects the same host "
+                                      "and port", elements[i]);
+        }
+    }
+
+  *list = g_steal_pointer (&elements);
+  return TRUE;
+}
+
+/* Replaces the field that @spec describes in @config with the value in
+ * @staged, which loses it. */
+static void
+move_field (MoatConfig *config, MoatConfig *staged, const KeySpec *spec)
+{
+  gpointer to = G_STRUCT_MEMBER_P (config, spec->offset);
+  gpointer from = G_STRUCT_MEMBER_P (staged, spec->offset);
+
+  switch (spec->kind)
+    {
+    case VALUE_PATH:
+    case VALUE_AUDIT_PATH:
+      g_free (*(char **) to);
+      *(char **) to = g_steal_pointer ((char **) from);
+      break;
+    case VALUE_MTU:
+      *(guint *) to = *(guint *) from;
+      break;
+    case VALUE_PATTERNS:
+    case VALUE_CONNECT_TO:
+      g_strfreev (*(char ***) to);
+      *(char ***) to = g_steal_pointer ((char ***) from);
+      break;
+    }
+}
+
+/* Parses the value of @entry into the matching field of @staged. */
+static gboolean
+parse_entry (const LoadContext *context, const Entry *entry,
+             MoatConfig *staged, GError **error)
+{
+  const KeySpec *spec = entry->spec;
+  gpointer field = G_STRUCT_MEMBER_P (staged, spec->offset);
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *value = NULL;
+
+  if (spec->kind == VALUE_PATTERNS || spec->kind == VALUE_CONNECT_TO)
+    return parse_list (context, entry, (char ***) field, error);
+
+  /* GKeyFile can return a value and set an error, for an invalid escape
+   * sequence: the error decides. */
+  value = g_key_file_get_string (context->key_file, spec->group, spec->key,
+                                 &local_error);
+  if (local_error != NULL || value == NULL)
+    {
+      g_autofree char *raw = g_key_file_get_value (context->key_file,
+                                                   spec->group, spec->key,
+                                                   NULL);
+
+      return parse_value_error (error, context, entry, "invalid value "
+                                "\"%s\": %s", raw ? raw : "",
+                                local_error ? local_error->message
+                                            : "cannot be read");
+    }
+
+  switch (spec->kind)
+    {
+    case VALUE_PATH:
+    case VALUE_AUDIT_PATH:
+      return parse_path (context, entry, value, (char **) field, error);
+    case VALUE_MTU:
+      return parse_mtu (context, entry, value, (guint *) field, error);
+    case VALUE_PATTERNS:
+    case VALUE_CONNECT_TO:
+      break;
+    }
+
+  g_assert_not_reached ();
+}
+
+/* Returns the absolute directory of @name, against which relative paths in
+ * the file are resolved. */
+static char *
+get_base_dir (const char *name)
+{
+  g_autofree char *dir = g_path_get_dirname (name);
+  g_autofree char *cwd = NULL;
+
+  if (g_path_is_absolute (dir))
+    return g_steal_pointer (&dir);
+
+  cwd = g_get_current_dir ();
+  if (strcmp (dir, ".") == 0)
+    return g_steal_pointer (&cwd);
+  return g_build_filename (cwd, dir, NULL);
+}
+
+/**
+ * moat_config_load_data:
+ * @config: configuration to update
+ * @data: INI text
+ * @length: bytes of @data
+ * @name: file name for messages, and whose directory relative paths are
+ *   resolved against
+ * @error: return location for a #GError
+ *
+ * Parses @data and sets the fields of @config for the keys it contains, so
+ * that later loads override earlier ones. Unknown groups and keys, repeated
+ * keys and invalid values are errors, because a typo must not quietly
+ * change the policy. @config is left unchanged on error.
+ *
+ * Return: %TRUE on success, else %FALSE with a %MOAT_ERROR_CONFIG error that
+ *   names @name, the line, the group, the key and the value
+ */
+gboolean
+moat_config_load_data (MoatConfig *config, const char *data, gsize length,
+                       const char *name, GError **error)
+{
+  g_autoptr (GKeyFile) key_file = g_key_file_new ();
+  g_autoptr (GArray) entries = g_array_new (FALSE, FALSE, sizeof (Entry));
+  g_autoptr (MoatConfig) staged = moat_config_new ();
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *base_dir = NULL;
+  LoadContext context;
+
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (data != NULL || length == 0, FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  if (length > 0 && memchr (data, '\0', length) != NULL)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "%s: contains a NUL byte: expected an INI text file",
+                   name);
+      return FALSE;
+    }
+
+  base_dir = get_base_dir (name);
+  context.name = name;
+  context.base_dir = base_dir;
+  context.key_file = key_file;
+  context.entries = entries;
+
+  if (!scan_lines (&context, data != NULL ? data : "", length, error))
+    return FALSE;
+
+  if (!g_key_file_load_from_data (key_file, data != NULL ? data : "", length,
+                                  G_KEY_FILE_NONE, &local_error))
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG, "%s: %s", name,
+                   local_error->message);
+      return FALSE;
+    }
+
+  for (guint i = 0; i < entries->len; i++)
+    {
+      if (!parse_entry (&context, &g_array_index (entries, Entry, i), staged,
+                        error))
+        return FALSE;
+    }
+
+  for (guint i = 0; i < entries->len; i++)
+    move_field (config, staged, g_array_index (entries, Entry, i).spec);
+
+  return TRUE;
+}
+
+/* Reads a regular file whole. Other kinds are rejected so that a FIFO or
+ * /dev/zero cannot block or exhaust memory. */
+static gboolean
+read_file (const char *path, char **contents, gsize *length, GError **error)
+{
+  g_autoptr (GByteArray) buffer = g_byte_array_new ();
+  struct stat st;
+  int fd;
+
+  fd = open (path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "%s: failed to open configuration file: %s", path,
+                   g_strerror (saved_errno));
+      return FALSE;
+    }
+
+  if (fstat (fd, &st) < 0)
+    {
+      int saved_errno = errno;
+
+      close (fd);
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "%s: failed to read configuration file: %s", path,
+                   g_strerror (saved_errno));
+      return FALSE;
+    }
+  if (!S_ISREG (st.st_mode))
+    {
+      close (fd);
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "%s: failed to read configuration file: not a regular "
+                   "file", path);
+      return FALSE;
+    }
+
+  for (;;)
+    {
+      guint8 chunk[4096];
+      ssize_t got = read (fd, chunk, sizeof chunk);
+
+      if (got < 0 && errno == EINTR)
+        continue;
+      if (got < 0)
+        {
+          int saved_errno = errno;
+
+          close (fd);
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "%s: failed to read configuration file: %s", path,
+                       g_strerror (saved_errno));
+          return FALSE;
+        }
+      if (got == 0)
+        break;
+      g_byte_array_append (buffer, chunk, (guint) got);
+    }
+  close (fd);
+
+  *length = buffer->len;
+  g_byte_array_append (buffer, (const guint8 *) "", 1);
+  *contents = (char *) g_byte_array_free (g_steal_pointer (&buffer), FALSE);
+  return TRUE;
+}
+
+/**
+ * moat_config_load_file:
+ * @config: configuration to update
+ * @path: INI file to read
+ * @error: return location for a #GError
+ *
+ * Reads @path and applies it as moat_config_load_data() does. Relative
+ * paths inside the file are resolved against the directory of @path.
+ *
+ * Return: %TRUE on success, else %FALSE with a %MOAT_ERROR_CONFIG error
+ */
+gboolean
+moat_config_load_file (MoatConfig *config, const char *path, GError **error)
+{
+  g_autofree char *contents = NULL;
+  gsize length;
+
+  g_return_val_if_fail (config != NULL, FALSE);
+  g_return_val_if_fail (path != NULL, FALSE);
+
+  if (!read_file (path, &contents, &length, error))
+    return FALSE;
+
+  if (!moat_config_load_data (config, contents, length, path, error))
+    return FALSE;
+
+  g_free (config->path);
+  config->path = g_strdup (path);
+  return TRUE;
+}
+
+/**
+ * moat_config_validate:
+ * @config: configuration after the file and the command line are applied
+ * @error: return location for a #GError
+ *
+ * Checks what no single option can: exactly one QEMU socket (--socket,
+ * --connect or --fd), [tls] ca-cert and ca-key together, socket paths that
+ * fit in sun_path, and the MTU range for a value from the command line.
+ *
+ * Return: %TRUE if @config is usable, else %FALSE with a %MOAT_ERROR_CONFIG
+ *   error naming the options involved
+ */
+gboolean
+moat_config_validate (const MoatConfig *config, GError **error)
+{
+  g_autoptr (GPtrArray) sockets = g_ptr_array_new_with_free_func (g_free);
+
+  g_return_val_if_fail (config != NULL, FALSE);
+
+  if (config->socket_path != NULL)
+    g_ptr_array_add (sockets, g_strdup_printf ("--socket (or [moat] socket) "
+                                               "\"%s\"",
+                                               config->socket_path));
+  if (config->connect_path != NULL)
+    g_ptr_array_add (sockets, g_strdup_printf ("--connect \"%s\"",
+                                               config->connect_path));
+  if (config->fd >= 0)
+    g_ptr_array_add (sockets, g_strdup_printf ("--fd %d", config->fd));
+
+  if (sockets->len == 0)
+    {
+      g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                           "no QEMU socket: give --socket PATH, --connect "
+                           "PATH or --fd N");
+      return FALSE;
+    }
+  if (sockets->len > 1)
+    {
+      g_autofree char *names = NULL;
+
+      g_ptr_array_add (sockets, NULL);
+      names = g_strjoinv (" and ", (char **) sockets->pdata);
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "conflicting QEMU sockets: %s cannot be combined; give "
+                   "only one of --socket, --connect and --fd", names);
+      return FALSE;
+    }
+
+  if (config->socket_path != NULL
+      && strlen (config->socket_path) > SOCKET_PATH_MAX)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "socket path \"%s\" is %" G_GSIZE_FORMAT " bytes long, "
+                   "more than the %" G_GSIZE_FORMAT " bytes a unix socket "
+                   "path (sun_path) allows: choose a shorter path",
+                   config->socket_path, strlen (config->socket_path),
+                   (gsize) SOCKET_PATH_MAX);
+      return FALSE;
+    }
+  if (config->connect_path != NULL
+      && strlen (config->connect_path) > SOCKET_PATH_MAX)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "--connect path \"%s\" is %" G_GSIZE_FORMAT " bytes long, "
+                   "more than the %" G_GSIZE_FORMAT " bytes a unix socket "
+                   "path (sun_path) allows: choose a shorter path",
+                   config->connect_path, strlen (config->connect_path),
+                   (gsize) SOCKET_PATH_MAX);
+      return FALSE;
+    }
+
+  if ((config->ca_cert != NULL) != (config->ca_key != NULL))
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "[tls] %s is set but [tls] %s is not: give both ca-cert "
+                   "and ca-key for a persistent CA, or neither for a new CA "
+                   "per session",
+                   config->ca_cert != NULL ? "ca-cert" : "ca-key",
+                   config->ca_cert != NULL ? "ca-key" : "ca-cert");
+      return FALSE;
+    }
+
+  if (config->mtu < MOAT_MTU_MIN || config->mtu > MOAT_MTU_MAX)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid MTU %u: expected an integer from %u to %u "
+                   "(bytes)", config->mtu, MOAT_MTU_MIN, MOAT_MTU_MAX);
+      return FALSE;
+    }
+
+  return TRUE;
+}
