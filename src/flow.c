@@ -949,17 +949,19 @@ flow_handle_request (MoatFlow *flow)
   flow->url = flow_build_url (flow);
 
   reason = flow_check_request (flow, &status);
-  if (reason == NULL
-      && !moat_policy_allows_host (flow->session->policy, flow->host,
-                                   &reason))
-    status = 403;
-  else if (reason == NULL)
+  if (reason != NULL)
     {
-      flow_debug (flow, "allowed %s %s", flow->request->method, flow->url);
-      flow_start_fetch (flow);
+      flow_deny_request (flow, status, reason);
       return;
     }
-  flow_deny_request (flow, status, reason);
+  if (!moat_policy_allows_host (flow->session->policy, flow->host, &reason))
+    {
+      flow_deny_request (flow, 403, reason);
+      return;
+    }
+  flow_debug (flow, "allowed %s %s: %s", flow->request->method, flow->url,
+              reason);
+  flow_start_fetch (flow);
 }
 
 /* Parses a request head from the input. Returns TRUE on progress. */
