@@ -16,7 +16,7 @@
 #include "moat-limits.h"
 #include "policy.h"
 
-/* Longest unix socket path: sun_path less its terminating NUL. */
+/* Maximum length of a unix socket path: sun_path less its terminating NUL. */
 #define SOCKET_PATH_MAX (sizeof (((struct sockaddr_un *) NULL)->sun_path) - 1)
 
 /*
@@ -24,11 +24,11 @@
  *
  * GKeyFile decodes values (escapes, ';' lists) but accepts what moat must
  * reject: it keeps the last of two equal keys, merges repeated groups and
- * ignores locale keys such as "allow[de]". So a line scanner first lists
- * every group and key with its line number and rejects unknown or repeated
- * ones. Only then are the values read through GKeyFile and parsed into a
- * staging copy, which replaces the fields of the MoatConfig only when the
- * whole file is valid.
+ * leaves locale keys such as "allow[de]" out of g_key_file_get_keys(). So a
+ * line scanner first lists every group and key with its line number and
+ * rejects unknown or repeated ones. Only then are the values read through
+ * GKeyFile and parsed into a staging copy, which replaces the fields of the
+ * MoatConfig only when the whole file is valid.
  */
 
 typedef enum {
@@ -725,8 +725,8 @@ parse_entry (const LoadContext *context, const Entry *entry,
   if (spec->kind == VALUE_PATTERNS || spec->kind == VALUE_CONNECT_TO)
     return parse_list (context, entry, (char ***) field, error);
 
-  /* GKeyFile can return a value and set an error, for an invalid escape
-   * sequence: the error decides. */
+  /* For an invalid escape sequence GKeyFile returns a value and also sets
+   * an error, so the error is what counts. */
   value = g_key_file_get_string (context->key_file, spec->group, spec->key,
                                  &local_error);
   if (local_error != NULL || value == NULL)

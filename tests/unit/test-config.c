@@ -7,7 +7,7 @@
 #include "config.h"
 #include "error.h"
 
-/* Configuration file name for table cases; relative paths resolve here. */
+/* File name for table cases. Relative paths resolve against its directory. */
 #define CONFIG_NAME "/etc/moat/vm.ini"
 
 /* Renders every field of @config, one "name=value" line each, lists joined
@@ -504,6 +504,39 @@ test_load_file_directory (TempFile *file, gconstpointer data)
   g_assert_cmpstr (error->message, ==, expected);
 }
 
+static void
+test_load_example (void)
+{
+  g_autofree char *path = g_test_build_filename (G_TEST_DIST, "unit",
+                                                 "config", "example.ini",
+                                                 NULL);
+  g_autofree char *dir = g_path_get_dirname (path);
+  g_autofree char *audit = g_build_filename (dir, "audit.jsonl", NULL);
+  g_autofree char *ca_cert_out = g_build_filename (dir, "ca.pem", NULL);
+  g_autoptr (MoatConfig) config = moat_config_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dump = NULL;
+  g_autofree char *expected = NULL;
+
+  g_assert_true (moat_config_load_file (config, path, &error));
+  g_assert_no_error (error);
+
+  expected = g_strdup_printf ("socket=/run/moat/vm.sock\naudit=%s\n"
+                              "mtu=1500\n"
+                              "allow=api.example.com|*.github.com\n"
+                              "deny=uploads.github.com\nca-cert-out=%s\n"
+                              "ca-cert=/etc/moat/ca.pem\n"
+                              "ca-key=/etc/moat/ca.key\n"
+                              "ca-file=/etc/moat/extra-roots.pem\n"
+                              "connect-to=a.example:443:127.0.0.1:8443|"
+                              "a.example:80:127.0.0.1:8080\n",
+                              audit, ca_cert_out);
+  dump = dump_config (config);
+  g_assert_cmpstr (dump, ==, expected);
+  g_assert_true (moat_config_validate (config, &error));
+  g_assert_no_error (error);
+}
+
 typedef struct {
   const char *description;
   const char *socket_path;
@@ -630,6 +663,7 @@ main (int argc, char **argv)
               test_load_file_missing, temp_file_teardown);
   g_test_add ("/config/load-file/directory", TempFile, NULL,
               temp_file_setup, test_load_file_directory, temp_file_teardown);
+  g_test_add_func ("/config/load-file/example", test_load_example);
   g_test_add_func ("/config/validate/table", test_validate);
   g_test_add_func ("/config/validate/after-file", test_validate_after_file);
 
