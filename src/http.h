@@ -24,9 +24,11 @@ void moat_http_header_free (MoatHttpHeader *header);
  *   absolute form "http://host/path")
  * @version_minor: 0 for HTTP/1.0, 1 for HTTP/1.1
  * @headers: (element-type MoatHttpHeader) header fields in order
- * @host: host from the Host field (or the absolute target), lowercase,
- *   without port and without a trailing dot
- * @port: port from the Host field, or 0 when absent
+ * @host: host from the Host field (or the absolute or authority form
+ *   target), lowercase, without port and without a trailing dot. An IPv6
+ *   address is in inet_ntop() form without brackets, e.g. "::1". The host
+ *   is %NULL only for an HTTP/1.0 origin-form request without Host.
+ * @port: port from the Host field (or the target), or 0 when absent
  * @content_length: body length from Content-Length, or -1
  * @chunked: the body uses chunked transfer coding
  * @keep_alive: the connection may be reused after this request
