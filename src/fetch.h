@@ -3,12 +3,24 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/socket.h>
 
 #include "config.h"
 #include "http.h"
 
 typedef struct MoatFetch MoatFetch;
 typedef struct MoatFetchRequest MoatFetchRequest;
+
+/*
+ * Callback rules. Every callback runs from the GLib main loop of the thread
+ * default context at moat_fetch_new(), never from inside a moat_fetch_*()
+ * call: resume calls take effect on a later main loop iteration, and
+ * completion is reported from the loop. Inside on_response, on_body and
+ * read_body a caller may start requests, resume, or cancel any request
+ * (the current one included); a cancelled request gets no further
+ * callbacks. Inside on_done the request is already finished, so cancelling
+ * it does nothing. moat_fetch_free() must not be called from a callback.
+ */
 
 /**
  * MoatFetchCallbacks:
@@ -66,3 +78,6 @@ void moat_fetch_request_resume_download (MoatFetchRequest *request);
 void moat_fetch_request_cancel (MoatFetchRequest *request);
 const char *moat_fetch_request_get_remote_address (
     const MoatFetchRequest *request);
+
+gboolean moat_fetch_address_is_private (const struct sockaddr *address,
+                                        socklen_t length);
