@@ -23,6 +23,22 @@ gnutls_certificate_credentials_t moat_ca_get_leaf (MoatCa *ca,
                                                    const char *server_name,
                                                    GError **error);
 
+/*
+ * A leaf certificate with its credentials, reference counted so that a TLS
+ * session keeps its credentials alive after the CA's cache evicts them.
+ */
+typedef struct MoatLeaf MoatLeaf;
+
+MoatLeaf *moat_ca_ref_leaf (MoatCa *ca, const char *server_name,
+                            GError **error);
+MoatLeaf *moat_leaf_ref (MoatLeaf *leaf);
+void moat_leaf_unref (MoatLeaf *leaf);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (MoatLeaf, moat_leaf_unref)
+gnutls_certificate_credentials_t moat_leaf_get_credentials (
+    const MoatLeaf *leaf);
+
+gboolean moat_tls_server_name_is_valid (const char *name, gsize length);
+
 typedef struct MoatTlsServer MoatTlsServer;
 
 /* Result of a non-blocking TLS operation. */
