@@ -15,10 +15,10 @@
  *
  * The guest is untrusted and moat re-issues its requests through libcurl,
  * so any disagreement between this parser and an upstream about where a
- * request ends is a request smuggling hole. The parser therefore accepts
- * only the strict grammar of RFC 9112 and rejects everything the RFC allows
- * a recipient to reject: bare LF, obs-fold, whitespace before the colon,
- * control characters in values, conflicting framing fields.
+ * request ends is a request smuggling hole. The parser therefore follows
+ * the strict grammar of RFC 9112 and rejects the constructs that RFC 9112
+ * lets a recipient reject: bare LF, obs-fold, whitespace before the colon,
+ * control characters in values and conflicting framing fields.
  *
  * moat_http_parse_request_head() keeps no state between calls. It first
  * scans the buffered bytes for the end of the head with memchr(), checking
@@ -328,8 +328,8 @@ parse_method (const char *method, gsize length, guint *error_status,
 
 /*
  * RFC 9112 section 3.2: a request target contains no whitespace. Only
- * visible ASCII is accepted, and no "#" because a fragment is never part of
- * a request target (RFC 9110 section 7.1).
+ * visible ASCII is accepted, and no "#" because the grammar of every target
+ * form leaves out the URI fragment.
  */
 static gboolean
 validate_target_chars (const char *target, gsize length, guint *error_status,
@@ -615,8 +615,8 @@ parse_ipv6_literal (const char *literal, gsize length)
   return g_strdup (canonical);
 }
 
-/* RFC 3986 section 3.2.3: port = *DIGIT; moat also rejects an empty port
- * and port 0, which no client sends on purpose. */
+/* RFC 3986 section 3.2.3: port = *DIGIT. moat also rejects an empty port
+ * and port 0, so every port it returns can be connected to. */
 static gboolean
 parse_port (const char *digits, gsize length, guint *port)
 {
@@ -647,6 +647,9 @@ parse_port (const char *digits, gsize length, guint *port)
  * @host: (out): lowercase host without brackets, port and trailing dot
  * @port: (out): the port, or 0 when absent
  * @what: what the authority came from, for the error message
+ *
+ * Parses the authority of a Host field or of a request target (RFC 3986
+ * section 3.2). IPv6 addresses are returned in canonical form.
  *
  * Return: %TRUE, or %FALSE with a 400 error
  */

@@ -880,6 +880,114 @@ test_head_every_split (void)
     }
 }
 
+/* Bytes that the mutations below insert: delimiters of the HTTP grammar. */
+static const guint8 mutation_bytes[] = {
+  ' ', '\t', '\r', '\n', ':', ',', ';', '\0', '[', ']', '0', 'f', 'a', 0x80,
+};
+
+/* Replaces, deletes or duplicates one random byte of @bytes. */
+static void
+mutate_bytes (GByteArray *bytes)
+{
+  guint index;
+
+  if (bytes->len == 0)
+    return;
+
+  index = (guint) g_test_rand_int_range (0, (gint32) bytes->len);
+  switch (g_test_rand_int_range (0, 3))
+    {
+    case 0:
+      bytes->data[index] = mutation_bytes[g_test_rand_int_range (
+          0, G_N_ELEMENTS (mutation_bytes))];
+      break;
+    case 1:
+      g_byte_array_remove_index (bytes, index);
+      break;
+    default:
+      g_byte_array_set_size (bytes, bytes->len + 1);
+      memmove (bytes->data + index + 1, bytes->data + index,
+               bytes->len - 1 - index);
+      break;
+    }
+}
+
+/*
+ * Randomly mutated valid heads, parsed at every prefix length. A result
+ * other than INCOMPLETE must stay the same as more bytes arrive, because the
+ * caller acts on it at once. The seed is printed by --verbose and replayed
+ * with --seed.
+ */
+static void
+test_head_mutations_are_stable (void)
+{
+  const guint rounds = g_test_thorough () ? 20000 : 2000;
+
+  for (guint round = 0; round < rounds; round++)
+    {
+      const HeadCase *base;
+      g_autoptr (GByteArray) bytes = g_byte_array_new ();
+      MoatHttpParseResult settled = MOAT_HTTP_PARSE_INCOMPLETE;
+      guint settled_status = 0;
+      gsize settled_consumed = 0;
+      guint mutation_count;
+
+      do
+        base = &head_cases[g_test_rand_int_range (0, G_N_ELEMENTS (head_cases))];
+      while (base->result != MOAT_HTTP_PARSE_DONE);
+
+      g_byte_array_append (bytes, (const guint8 *) base->raw,
+                           (guint) case_raw_length (base));
+      mutation_count = (guint) g_test_rand_int_range (1, 4);
+      for (guint i = 0; i < mutation_count; i++)
+        mutate_bytes (bytes);
+
+      for (gsize prefix = 0; prefix <= bytes->len; prefix++)
+        {
+          g_autoptr (MoatHttpRequest) request = NULL;
+          g_autoptr (GError) error = NULL;
+          gsize consumed = 0;
+          guint status = 0;
+          MoatHttpParseResult result;
+
+          result = parse_copy ((const char *) bytes->data, prefix, &request,
+                               &consumed, &status, &error);
+
+          if (settled != MOAT_HTTP_PARSE_INCOMPLETE)
+            {
+              g_assert_cmpint (result, ==, settled);
+              g_assert_cmpuint (status, ==, settled_status);
+              g_assert_cmpuint (consumed, ==, settled_consumed);
+            }
+
+          switch (result)
+            {
+            case MOAT_HTTP_PARSE_DONE:
+              g_assert_no_error (error);
+              g_assert_nonnull (request);
+              g_assert_cmpuint (consumed, >, 0);
+              g_assert_cmpuint (consumed, <=, prefix);
+              break;
+            case MOAT_HTTP_PARSE_INCOMPLETE:
+              g_assert_no_error (error);
+              g_assert_null (request);
+              break;
+            case MOAT_HTTP_PARSE_ERROR:
+              g_assert_nonnull (error);
+              g_assert_null (request);
+              g_assert_cmpuint (status, >=, 400);
+              break;
+            default:
+              g_assert_not_reached ();
+            }
+
+          settled = result;
+          settled_status = status;
+          settled_consumed = consumed;
+        }
+    }
+}
+
 static MoatHttpParseResult
 parse_string (const GString *head, guint *status, GError **error)
 {
@@ -1716,6 +1824,113 @@ test_body_long_content_length (void)
   g_string_free (result.body, TRUE);
 }
 
+/* Appends a random chunked body to @raw and its decoded form to @body. */
+static void
+make_random_chunked_body (GByteArray *raw, GString *body)
+{
+  guint chunk_count = (guint) g_test_rand_int_range (0, 5);
+  g_autoptr (GString) text = g_string_new (NULL);
+
+  for (guint chunk = 0; chunk < chunk_count; chunk++)
+    {
+      guint size = (guint) g_test_rand_int_range (1, 40);
+
+      g_string_append_printf (text, g_test_rand_bit () ? "%x" : "%X", size);
+      if (g_test_rand_int_range (0, 4) == 0)
+        g_string_append (text, " ;ext=\"a;b\"");
+      g_string_append (text, "\r\n");
+      for (guint i = 0; i < size; i++)
+        {
+          char c = (char) g_test_rand_int_range (0, 256);
+
+          g_string_append_c (text, c);
+          g_string_append_c (body, c);
+        }
+      g_string_append (text, "\r\n");
+    }
+
+  g_string_append (text, "0\r\n");
+  if (g_test_rand_bit ())
+    g_string_append (text, "X-Trailer: v\r\n");
+  g_string_append (text, "\r\n");
+  g_byte_array_append (raw, (const guint8 *) text->str, (guint) text->len);
+}
+
+static gboolean
+decode_results_equal (const DecodeResult *a, const DecodeResult *b)
+{
+  return a->failed == b->failed && a->error_code == b->error_code
+         && a->done == b->done && (a->failed || a->consumed == b->consumed)
+         && g_string_equal (a->body, b->body);
+}
+
+/*
+ * Random chunked bodies, some of them mutated, decoded in one piece, one
+ * byte at a time and split at random offsets: all must agree, and an
+ * unmutated body must decode to its data.
+ */
+static void
+test_body_random_splits_agree (void)
+{
+  const guint rounds = g_test_thorough () ? 20000 : 2000;
+  BodyCase chunked = { .chunked = TRUE };
+
+  for (guint round = 0; round < rounds; round++)
+    {
+      g_autoptr (GByteArray) raw = g_byte_array_new ();
+      g_autoptr (GString) expected_body = g_string_new (NULL);
+      g_autofree gsize *every_byte = NULL;
+      gboolean mutated = g_test_rand_bit ();
+      gsize random_cuts[3];
+      gsize random_cut_count;
+      MoatHttpBodyDecoder decoder;
+      DecodeResult whole;
+      DecodeResult bytewise;
+      DecodeResult split;
+
+      make_random_chunked_body (raw, expected_body);
+      if (mutated)
+        mutate_bytes (raw);
+
+      init_decoder (&decoder, &chunked);
+      decode_pieces (&decoder, raw->data, raw->len, NULL, 0, &whole);
+      if (!mutated)
+        {
+          g_assert_false (whole.failed);
+          g_assert_true (whole.done);
+          g_assert_cmpuint (whole.consumed, ==, raw->len);
+          g_assert_true (g_string_equal (whole.body, expected_body));
+        }
+
+      every_byte = g_new0 (gsize, raw->len + 1);
+      for (gsize cut = 1; cut < raw->len; cut++)
+        every_byte[cut - 1] = cut;
+      init_decoder (&decoder, &chunked);
+      decode_pieces (&decoder, raw->data, raw->len, every_byte,
+                     raw->len - 1, &bytewise);
+      g_assert_true (decode_results_equal (&whole, &bytewise));
+
+      random_cut_count = 0;
+      for (gsize i = 0; i < G_N_ELEMENTS (random_cuts); i++)
+        {
+          gsize previous = i > 0 ? random_cuts[i - 1] : 0;
+
+          random_cuts[i] = previous
+                           + (gsize) g_test_rand_int_range (
+                               0, (gint32) (raw->len - previous + 1));
+          random_cut_count++;
+        }
+      init_decoder (&decoder, &chunked);
+      decode_pieces (&decoder, raw->data, raw->len, random_cuts,
+                     random_cut_count, &split);
+      g_assert_true (decode_results_equal (&whole, &split));
+
+      g_string_free (whole.body, TRUE);
+      g_string_free (bytewise.body, TRUE);
+      g_string_free (split.body, TRUE);
+    }
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1730,6 +1945,8 @@ main (int argc, char **argv)
                    test_head_leading_lines_limit);
   g_test_add_func ("/http/head/field-count-limit",
                    test_head_field_count_limit);
+  g_test_add_func ("/http/head/mutations-are-stable",
+                   test_head_mutations_are_stable);
   g_test_add_func ("/http/hop-by-hop", test_hop_by_hop);
   g_test_add_func ("/http/status-reason", test_status_reason);
   g_test_add_func ("/http/header-new", test_header_new);
@@ -1741,6 +1958,8 @@ main (int argc, char **argv)
                    test_body_after_parsed_head);
   g_test_add_func ("/http/body/long-content-length",
                    test_body_long_content_length);
+  g_test_add_func ("/http/body/random-splits-agree",
+                   test_body_random_splits_agree);
 
   return g_test_run ();
 }
