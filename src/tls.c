@@ -267,6 +267,23 @@ set_handshake_error (MoatTlsServer *server, int ret, GError **error)
       return;
     }
 
+  if (ret == GNUTLS_E_UNSUPPORTED_VERSION_PACKET)
+    {
+      g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_TLS,
+                           "TLS handshake failed: the client supports "
+                           "neither TLS 1.2 nor TLS 1.3");
+      return;
+    }
+
+  if (ret == GNUTLS_E_RECEIVED_DISALLOWED_NAME)
+    {
+      /* GnuTLS rejects names with characters that no DNS name has before
+       * choose_certificate() sees them. */
+      g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_TLS,
+                           "The client sent an invalid server name (SNI)");
+      return;
+    }
+
   if (ret == GNUTLS_E_PREMATURE_TERMINATION || ret == GNUTLS_E_PULL_ERROR
       || ret == GNUTLS_E_PUSH_ERROR)
     {
@@ -386,7 +403,7 @@ moat_tls_server_read (MoatTlsServer *server, guint8 *buffer, gsize size,
   if (ret == GNUTLS_E_PREMATURE_TERMINATION)
     {
       /* Many clients close TCP without close_notify once they have what
-       * they need. HTTP framing tells whether the data was complete, so
+       * they need. HTTP framing shows whether the data was complete, so
        * this is EOF here, not an error. */
       g_debug ("The client closed the connection without a TLS "
                "close_notify");
@@ -459,7 +476,8 @@ moat_tls_server_write (MoatTlsServer *server, const guint8 *buffer,
  * moat_tls_server_has_pending:
  * @server: the server
  *
- * Return: TRUE if GnuTLS holds decrypted bytes that a read returns without
+ * Return: TRUE if GnuTLS has buffered decrypted bytes that a read returns
+ *   without
  *   the fd becoming readable
  */
 gboolean

@@ -737,6 +737,8 @@ typedef struct {
   MoatTlsServer *server;
   gnutls_session_t client;
   gnutls_certificate_credentials_t client_credentials;
+  /* A client that fails closes the connection without sending an alert. */
+  gboolean close_without_alert;
 } Pair;
 
 typedef struct {
@@ -750,6 +752,7 @@ typedef struct {
   const char *priorities;
   /* Offer only h2 in ALPN, instead of h2 and http/1.1. */
   gboolean h2_only;
+  gboolean close_without_alert;
 } ClientOptions;
 
 static void
@@ -762,6 +765,7 @@ pair_init (Pair *pair, MoatCa *ca, const char *fallback_name,
   make_socketpair (fds);
   pair->server_fd = fds[0];
   pair->client_fd = fds[1];
+  pair->close_without_alert = options->close_without_alert;
 
   pair->server = moat_tls_server_new (ca, pair->server_fd, fallback_name,
                                       &error);
@@ -860,8 +864,8 @@ typedef struct {
 
 /*
  * Runs both handshakes to their end. A client that fails sends the alert
- * for its error, as TLS clients do, and shuts its side down so that the
- * server cannot wait forever.
+ * for its error, as TLS clients do (unless close_without_alert is set), and
+ * shuts its side down so that the server cannot wait forever.
  */
 static void
 pair_handshake (Pair *pair, HandshakeResult *result)
@@ -891,7 +895,9 @@ pair_handshake (Pair *pair, HandshakeResult *result)
           else if (gnutls_error_is_fatal (result->client_ret))
             {
               client_done = TRUE;
-              gnutls_alert_send_appropriate (pair->client, result->client_ret);
+              if (!pair->close_without_alert)
+                gnutls_alert_send_appropriate (pair->client,
+                                               result->client_ret);
               shutdown (pair->client_fd, SHUT_WR);
             }
         }
@@ -1193,6 +1199,7 @@ typedef struct {
   const char *fallback_name;
   gboolean other_ca;
   const char *priorities;
+  gboolean close_without_alert;
   /* Substring of the server's error message. */
   const char *message;
 } FailureCase;
@@ -1201,15 +1208,26 @@ static void
 test_handshake_failures (void)
 {
   static const FailureCase cases[] = {
-    { "client trusts another CA", "www.example.test", NULL, TRUE, NULL,
-      "client rejected certificate: CA not installed or pinned (alert bad_certificate)" },
+    { "client trusts another CA", "www.example.test", NULL, TRUE, NULL, FALSE,
+      "client rejected certificate: CA not installed or pinned "
+      "(alert bad_certificate)" },
     { "TLS 1.2 client trusts another CA", "www.example.test", NULL, TRUE,
-      "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+      "NORMAL:-VERS-ALL:+VERS-TLS1.2", FALSE,
       "client rejected certificate: CA not installed or pinned" },
-    { "no SNI and no fallback name", NULL, NULL, FALSE, NULL,
+    { "client rejects without an alert", "www.example.test", NULL, TRUE,
+      NULL, TRUE, "the client closed the connection without an alert" },
+    { "no SNI and no fallback name", NULL, NULL, FALSE, NULL, FALSE,
       "no server name (SNI)" },
+    { "SNI with a space", "bad name.test", "www.example.test", FALSE, NULL,
+      FALSE, "invalid server name (SNI)" },
+    { "SNI with an empty label", "a..test", "www.example.test", FALSE, NULL,
+      FALSE, "invalid server name \"a..test\"" },
+    { "SNI with a 64-byte label",
+      "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.test",
+      "www.example.test", FALSE, NULL, FALSE, "invalid server name" },
     { "TLS 1.1 only client", "www.example.test", NULL, FALSE,
-      "NORMAL:-VERS-ALL:+VERS-TLS1.1", "TLS handshake failed" },
+      "NORMAL:-VERS-ALL:+VERS-TLS1.1", FALSE,
+      "supports neither TLS 1.2 nor TLS 1.3" },
   };
   g_autoptr (MoatCa) ca = moat_ca_new_ephemeral (NULL);
   g_autoptr (MoatCa) other = moat_ca_new_ephemeral (NULL);
@@ -1224,6 +1242,7 @@ test_handshake_failures (void)
         .verify_name = "www.example.test",
         .trusted_ca = test->other_ca ? other : ca,
         .priorities = test->priorities,
+        .close_without_alert = test->close_without_alert,
       };
       Pair pair;
       HandshakeResult result;
@@ -1284,6 +1303,43 @@ test_read_eof (void)
 
       pair_clear (&pair);
     }
+}
+
+static void
+test_renegotiation_rejected (void)
+{
+  g_autoptr (MoatCa) ca = moat_ca_new_ephemeral (NULL);
+  g_assert_nonnull (ca);
+  const ClientOptions options = {
+    .sni = "renegotiate.test",
+    .verify_name = "renegotiate.test",
+    .trusted_ca = ca,
+    .priorities = "NORMAL:-VERS-ALL:+VERS-TLS1.2",
+  };
+  Pair pair;
+  HandshakeResult result;
+
+  pair_init (&pair, ca, NULL, &options);
+  pair_handshake (&pair, &result);
+  assert_handshake_ok (&pair, &result);
+
+  /* A second handshake on an established TLS 1.2 session sends a new
+   * ClientHello, then waits for the server. */
+  g_assert_cmpint (gnutls_handshake (pair.client), ==, GNUTLS_E_AGAIN);
+
+  MoatTlsStatus status;
+  guint8 byte;
+  gsize count = 0;
+  g_autoptr (GError) error = NULL;
+  while ((status = moat_tls_server_read (pair.server, &byte, 1, &count,
+                                         &error))
+         == MOAT_TLS_AGAIN)
+    pair_poll (&pair, TRUE, FALSE);
+  g_assert_cmpint (status, ==, MOAT_TLS_ERROR);
+  g_assert_error (error, MOAT_ERROR, MOAT_ERROR_TLS);
+  g_assert_nonnull (strstr (error->message, "renegotiation"));
+
+  pair_clear (&pair);
 }
 
 /* ---- ClientHello reader ---- */
@@ -1833,6 +1889,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tls/server/h2-only-client", test_handshake_h2_only);
   g_test_add_func ("/tls/server/failures", test_handshake_failures);
   g_test_add_func ("/tls/server/read-eof", test_read_eof);
+  g_test_add_func ("/tls/server/renegotiation", test_renegotiation_rejected);
   g_test_add_func ("/tls/hello/captured", test_hello_captured);
   g_test_add_func ("/tls/hello/without-sni", test_hello_without_sni);
   g_test_add_func ("/tls/hello/split-records", test_hello_split_records);
