@@ -22,6 +22,7 @@ static struct {
   guint http_port;
   guint https_port;
   guint wrong_port;
+  guint h2_port; /* 0 when nginx is not installed */
   guint closed_port;
 } upstream;
 
@@ -51,7 +52,7 @@ start_upstream (void)
   g_autofree char *line = NULL;
   g_auto (GStrv) words = NULL;
   g_autoptr (GDataInputStream) output = NULL;
-  guint64 ports[3];
+  guint64 ports[4];
 
   script = g_test_build_filename (G_TEST_DIST, "unit", "fetch", "upstream.py",
                                   NULL);
@@ -72,17 +73,18 @@ start_upstream (void)
   g_assert_nonnull (line);
 
   words = g_strsplit (line, " ", -1);
-  g_assert_cmpuint (g_strv_length (words), ==, 4);
+  g_assert_cmpuint (g_strv_length (words), ==, 5);
   g_assert_cmpstr (words[0], ==, "ports");
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     {
-      g_assert_true (g_ascii_string_to_unsigned (words[i + 1], 10, 1, 65535,
+      g_assert_true (g_ascii_string_to_unsigned (words[i + 1], 10, 0, 65535,
                                                  &ports[i], &error));
       g_assert_no_error (error);
     }
   upstream.http_port = (guint) ports[0];
   upstream.https_port = (guint) ports[1];
   upstream.wrong_port = (guint) ports[2];
+  upstream.h2_port = (guint) ports[3];
   upstream.closed_port = find_closed_port ();
 }
 
@@ -138,6 +140,7 @@ test_config_new (gboolean with_ca)
   g_autofree char *https = NULL;
   g_autofree char *wrong = NULL;
   g_autofree char *refused = NULL;
+  g_autofree char *h2 = NULL;
 
   http = g_strdup_printf ("upstream.test:80:127.0.0.1:%u",
                           upstream.http_port);
@@ -148,6 +151,12 @@ test_config_new (gboolean with_ca)
   refused = g_strdup_printf ("refused.test:80:127.0.0.1:%u",
                              upstream.closed_port);
   g_strv_builder_add_many (builder, http, https, wrong, refused, NULL);
+  if (upstream.h2_port != 0)
+    {
+      h2 = g_strdup_printf ("upstream.test:9443:127.0.0.1:%u",
+                            upstream.h2_port);
+      g_strv_builder_add (builder, h2);
+    }
   test_config->connect_to = g_strv_builder_end (builder);
   g_strv_builder_unref (builder);
 
@@ -366,13 +375,13 @@ on_transfer_timeout (gpointer data)
 }
 
 /*
- * Run one request to completion. @header_pairs lists name, value, name,
- * value, ... and ends with NULL.
+ * Start one request. @header_pairs lists name, value, name, value, ... and
+ * ends with NULL.
  */
 static void
-run_transfer (MoatFetch *fetch, Transfer *transfer, const char *method,
-              const char *url, gint64 body_length,
-              const char *const *header_pairs)
+start_transfer (MoatFetch *fetch, Transfer *transfer, const char *method,
+                const char *url, gint64 body_length,
+                const char *const *header_pairs)
 {
   g_autoptr (GPtrArray) headers = g_ptr_array_new_with_free_func (
       (GDestroyNotify) moat_http_header_free);
@@ -383,7 +392,6 @@ run_transfer (MoatFetch *fetch, Transfer *transfer, const char *method,
     .headers = headers,
     .body_length = body_length,
   };
-  guint timeout;
 
   for (gsize i = 0; header_pairs != NULL && header_pairs[i] != NULL; i += 2)
     g_ptr_array_add (headers,
@@ -394,11 +402,27 @@ run_transfer (MoatFetch *fetch, Transfer *transfer, const char *method,
                                         &error);
   g_assert_no_error (error);
   g_assert_nonnull (transfer->request);
+}
 
-  timeout = g_timeout_add_seconds (TRANSFER_TIMEOUT_S, on_transfer_timeout,
-                                   NULL);
-  g_main_loop_run (transfer->loop);
+/* Run the main loop until @transfer quits it. */
+static void
+wait_for_transfer (Transfer *transfer)
+{
+  guint timeout = g_timeout_add_seconds (TRANSFER_TIMEOUT_S,
+                                         on_transfer_timeout, NULL);
+
+  if (!transfer->done)
+    g_main_loop_run (transfer->loop);
   g_source_remove (timeout);
+}
+
+static void
+run_transfer (MoatFetch *fetch, Transfer *transfer, const char *method,
+              const char *url, gint64 body_length,
+              const char *const *header_pairs)
+{
+  start_transfer (fetch, transfer, method, url, body_length, header_pairs);
+  wait_for_transfer (transfer);
 }
 
 /* Run the main loop for @milliseconds, so late callbacks would show up. */
@@ -589,6 +613,111 @@ test_large_download_paused (void)
   gsize mismatch = G_MAXSIZE;
 
   transfer->pause_every = 3;
+  run_transfer (fetch, transfer, "GET", url, 0, headers);
+
+  g_assert_no_error (transfer->error);
+  g_assert_cmpuint (transfer->status, ==, 200);
+  g_assert_cmpuint (transfer->pauses, >, 0);
+  g_assert_cmpuint (transfer->body->len, ==, size);
+  for (gsize i = 0; i < size; i++)
+    if (transfer->body->data[i] != (guint8) (i % 251))
+      {
+        mismatch = i;
+        break;
+      }
+  g_assert_cmpuint (mismatch, ==, G_MAXSIZE);
+}
+
+/* HTTP/2 through nginx */
+
+static gboolean
+skip_without_nginx (void)
+{
+  if (upstream.h2_port != 0)
+    return FALSE;
+  g_test_skip ("nginx is not installed, so there is no HTTP/2 upstream");
+  return TRUE;
+}
+
+static void
+test_http2_multiplex (void)
+{
+  g_autoptr (MoatFetch) fetch = NULL;
+  g_autoptr (Transfer) first = transfer_new ();
+  g_autoptr (Transfer) second = transfer_new ();
+  const char *const headers[] = { "Host", "upstream.test:9443", NULL };
+  const char *url = "https://upstream.test:9443/connection";
+  g_autofree char *first_text = NULL;
+
+  if (skip_without_nginx ())
+    return;
+
+  fetch = new_fetch (TRUE);
+  start_transfer (fetch, first, "GET", url, 0, headers);
+  start_transfer (fetch, second, "GET", url, 0, headers);
+  wait_for_transfer (first);
+  wait_for_transfer (second);
+
+  g_assert_no_error (first->error);
+  g_assert_no_error (second->error);
+  g_assert_cmpuint (first->status, ==, 200);
+  g_assert_cmpuint (second->status, ==, 200);
+  /* HTTP/2 field names arrive in lowercase. */
+  g_assert_cmpstr (transfer_get_header (first, "content-type"), ==,
+                   "text/plain");
+  first_text = g_strndup ((const char *) first->body->data, first->body->len);
+  g_assert_true (g_str_has_suffix (first_text, " HTTP/2.0"));
+  /* Both streams ran on the connection nginx numbered first. */
+  g_assert_cmpmem (first->body->data, first->body->len, second->body->data,
+                   second->body->len);
+}
+
+static void
+test_http2_chunked_upload (void)
+{
+  const gsize size = 200000;
+  g_autoptr (MoatFetch) fetch = NULL;
+  g_autoptr (Transfer) transfer = transfer_new ();
+  g_autofree guint8 *body = g_malloc (size);
+  const char *const headers[] = { "Host", "upstream.test:9443", NULL };
+
+  if (skip_without_nginx ())
+    return;
+
+  for (gsize i = 0; i < size; i++)
+    body[i] = (guint8) ('A' + i % 26);
+  transfer->upload = body;
+  transfer->upload_length = size;
+  transfer->upload_step = 5000;
+  transfer->upload_pause_every = 4;
+
+  fetch = new_fetch (TRUE);
+  run_transfer (fetch, transfer, "POST", "https://upstream.test:9443/echo", -1,
+                headers);
+
+  g_assert_no_error (transfer->error);
+  g_assert_cmpuint (transfer->status, ==, 200);
+  g_assert_cmpuint (transfer->upload_pauses, >, 0);
+  /* A chunked coding inside HTTP/2 DATA frames would show up here. */
+  g_assert_cmpmem (transfer->body->data, transfer->body->len, body, size);
+}
+
+static void
+test_http2_large_download_paused (void)
+{
+  const gsize size = 4 * 1024 * 1024 + 3;
+  g_autoptr (MoatFetch) fetch = NULL;
+  g_autoptr (Transfer) transfer = transfer_new ();
+  g_autofree char *url = g_strdup_printf (
+      "https://upstream.test:9443/large?size=%" G_GSIZE_FORMAT, size);
+  const char *const headers[] = { "Host", "upstream.test:9443", NULL };
+  gsize mismatch = G_MAXSIZE;
+
+  if (skip_without_nginx ())
+    return;
+
+  transfer->pause_every = 3;
+  fetch = new_fetch (TRUE);
   run_transfer (fetch, transfer, "GET", url, 0, headers);
 
   g_assert_no_error (transfer->error);
@@ -1089,6 +1218,10 @@ main (int argc, char **argv)
   g_test_add_func ("/fetch/http/uploads", test_uploads);
   g_test_add_func ("/fetch/http/large-download-paused",
                    test_large_download_paused);
+  g_test_add_func ("/fetch/http2/multiplex", test_http2_multiplex);
+  g_test_add_func ("/fetch/http2/chunked-upload", test_http2_chunked_upload);
+  g_test_add_func ("/fetch/http2/large-download-paused",
+                   test_http2_large_download_paused);
   g_test_add_func ("/fetch/error/connection-refused",
                    test_connection_refused);
   g_test_add_func ("/fetch/error/truncated-body", test_truncated_body);

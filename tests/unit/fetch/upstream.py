@@ -10,8 +10,10 @@ the kernel:
   http   plain HTTP/1.1
   https  TLS with a certificate for upstream.test
   wrong  TLS with a certificate for other.test
-It writes "ports HTTP HTTPS WRONG" as one line to stdout and serves until
-its stdin is closed.
+  h2     nginx with HTTP/2 over TLS for upstream.test, passing requests on
+         to the http server, or 0 when nginx is not installed
+It writes "ports HTTP HTTPS WRONG H2" as one line to stdout and serves
+until its stdin is closed.
 
 Paths:
   /hello          "hello world\\n" with an X-Test field
@@ -26,6 +28,7 @@ Paths:
 import http.server
 import itertools
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -175,6 +178,69 @@ def tls_context(folder, name):
     return context
 
 
+NGINX_CONFIG = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {folder}/nginx-body;
+    proxy_temp_path {folder}/nginx-proxy;
+    fastcgi_temp_path {folder}/nginx-fastcgi;
+    uwsgi_temp_path {folder}/nginx-uwsgi;
+    scgi_temp_path {folder}/nginx-scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {folder}/upstream.test.pem;
+        ssl_certificate_key {folder}/upstream.test.key;
+        location = /connection {{
+            default_type text/plain;
+            return 200 "$connection $server_protocol";
+        }}
+        location / {{
+            proxy_pass http://127.0.0.1:{backend};
+        }}
+    }}
+}}
+"""
+
+
+def find_free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_nginx(folder, backend):
+    """Start nginx for HTTP/2 and return its process and port."""
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx is None:
+        return None, 0
+    port = find_free_port()
+    config = os.path.join(folder, "nginx.conf")
+    with open(config, "w") as stream:
+        stream.write(NGINX_CONFIG.format(folder=folder, port=port,
+                                         backend=backend))
+    process = subprocess.Popen(
+        [nginx, "-p", folder, "-c", config,
+         "-e", os.path.join(folder, "nginx-error.log")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    # Wait until nginx accepts connections.
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return process, port
+        except OSError:
+            if process.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+    process.kill()
+    sys.exit("nginx did not start; see " + folder + "/nginx-error.log")
+
+
 def main():
     folder = sys.argv[1]
     make_certificates(folder)
@@ -183,8 +249,14 @@ def main():
         start_server(tls_context(folder, "upstream.test")),
         start_server(tls_context(folder, "other.test")),
     ]
-    print("ports", *ports, flush=True)
-    sys.stdin.read()  # the test closes stdin when it is done
+    nginx, h2_port = start_nginx(folder, ports[0])
+    print("ports", *ports, h2_port, flush=True)
+    try:
+        sys.stdin.read()  # the test closes stdin when it is done
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+            nginx.wait()
 
 
 if __name__ == "__main__":
