@@ -24,9 +24,10 @@
 #define CA_LIFETIME_S (365 * 24 * 60 * 60)
 
 /*
- * Leaf validity: from an hour in the past (clock skew, as above) for 397 days
- * at most, the CA/Browser Forum maximum for TLS server certificates that
- * browsers enforce, and never past the CA's own expiration.
+ * Leaf validity: from an hour in the past (clock skew, as above) for 397
+ * days at most, within the 398-day maximum that the CA/Browser Forum
+ * Baseline Requirements set and browsers enforce, and never past the CA's
+ * own expiration.
  */
 #define LEAF_BACKDATE_S (60 * 60)
 #define LEAF_LIFETIME_S (397 * 24 * 60 * 60)
@@ -177,7 +178,8 @@ generate_p256_key (GError **error)
 
 /*
  * Picks the digest for signatures made with the CA key: the one GnuTLS
- * prefers for that key (SHA-256 for P-256 and RSA, SHA-384 for P-384).
+ * 3.7.9 prefers for that key (SHA-256 for P-256 and RSA-2048, SHA-384 for
+ * P-384 and RSA-4096).
  */
 static gboolean
 choose_sign_digest (MoatCa *ca, GError **error)
@@ -207,8 +209,8 @@ ca_prepare (MoatCa *ca, GError **error)
       ca->cert, ca->subject_key_id, &ca->subject_key_id_size, NULL);
   if (ret == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
     {
-      /* A loaded CA without the extension: use the SHA-1 key id, the
-       * method of RFC 5280 section 4.2.1.2 that GnuTLS would also use. */
+      /* A loaded CA without the extension: use the SHA-1 key identifier
+       * that GnuTLS computes from its public key. */
       ca->subject_key_id_size = sizeof ca->subject_key_id;
       ret = gnutls_x509_crt_get_key_id (ca->cert, GNUTLS_KEYID_USE_SHA1,
                                         ca->subject_key_id,
@@ -251,7 +253,8 @@ build_ca_certificate (MoatCa *ca, GError **error)
   int ret = gnutls_rnd (GNUTLS_RND_NONCE, suffix, sizeof suffix);
   if (ret < 0)
     return set_gnutls_error (ret, "Generating the CA name", error);
-  /* The suffix tells apart the CAs of different sessions in a trust store. */
+  /* The suffix distinguishes the CAs of different sessions in a trust
+   * store. */
   g_autofree char *common_name = g_strdup_printf (
       "moat session CA %02x%02x%02x%02x", suffix[0], suffix[1], suffix[2],
       suffix[3]);
@@ -721,7 +724,7 @@ mint_leaf (MoatCa *ca, const char *name, const guint8 *ip, gsize ip_len,
  * @error: return location for a MOAT_ERROR_TLS error
  *
  * Returns the leaf for @server_name from the cache, or mints one signed by
- * @ca and caches it. The cache holds at most MOAT_LEAF_CACHE_MAX leaves and
+ * @ca and caches it. The cache keeps at most MOAT_LEAF_CACHE_MAX leaves and
  * evicts the least recently used one. Eviction drops only the cache's
  * reference, so a session holding a leaf keeps it valid. Not thread safe:
  * call it from the main loop only.

@@ -113,11 +113,13 @@ export_cert_pem (gnutls_x509_crt_t cert)
 
 /*
  * Creates a self-signed certificate and its key the way an operator would
- * for a persistent CA. @is_ca selects CA:TRUE; @expired puts the validity in
- * the past.
+ * for a persistent CA. @is_ca selects CA:TRUE, @expired puts the validity in
+ * the past, and @algorithm is GNUTLS_PK_ECDSA (P-256) or GNUTLS_PK_RSA (2048
+ * bits).
  */
 static void
-make_self_signed (gboolean is_ca, gboolean expired, PemPair *out)
+make_self_signed (gboolean is_ca, gboolean expired,
+                  gnutls_pk_algorithm_t algorithm, PemPair *out)
 {
   g_auto (gnutls_x509_privkey_t) key = NULL;
   g_auto (gnutls_x509_crt_t) cert = NULL;
@@ -126,11 +128,11 @@ make_self_signed (gboolean is_ca, gboolean expired, PemPair *out)
   const char *cn = is_ca ? "test persistent CA" : "test not a CA";
 
   g_assert_cmpint (gnutls_x509_privkey_init (&key), ==, 0);
-  g_assert_cmpint (
-      gnutls_x509_privkey_generate (
-          key, GNUTLS_PK_ECDSA,
-          GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0),
-      ==, 0);
+  unsigned int bits = algorithm == GNUTLS_PK_ECDSA
+                          ? GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1)
+                          : 2048;
+  g_assert_cmpint (gnutls_x509_privkey_generate (key, algorithm, bits, 0), ==,
+                   0);
   g_assert_cmpint (gnutls_x509_crt_init (&cert), ==, 0);
   g_assert_cmpint (gnutls_x509_crt_set_version (cert, 3), ==, 0);
   g_assert_cmpint (gnutls_x509_crt_set_serial (cert, serial, sizeof serial),
@@ -310,44 +312,78 @@ test_ca_write_cert (void)
 static void
 test_ca_load_roundtrip (void)
 {
-  g_autoptr (GError) error = NULL;
-  g_autofree char *dir = g_dir_make_tmp ("moat-tls-XXXXXX", &error);
-  g_assert_no_error (error);
+  static const struct {
+    const char *description;
+    gnutls_pk_algorithm_t algorithm;
+  } cases[] = {
+    { "ECDSA P-256 CA", GNUTLS_PK_ECDSA },
+    { "RSA 2048 CA", GNUTLS_PK_RSA },
+  };
 
-  PemPair pair = { NULL, NULL };
-  make_self_signed (TRUE, FALSE, &pair);
-  g_autofree char *cert_path = write_temp_file (dir, "ca.pem", pair.cert_pem);
-  g_autofree char *key_path = write_temp_file (dir, "ca.key", pair.key_pem);
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr (GError) error = NULL;
+      g_autofree char *dir = g_dir_make_tmp ("moat-tls-XXXXXX", &error);
+      g_assert_no_error (error);
 
-  g_autoptr (MoatCa) ca = moat_ca_load (cert_path, key_path, &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (ca);
+      g_test_message ("case: %s", cases[i].description);
+      PemPair pair = { NULL, NULL };
+      make_self_signed (TRUE, FALSE, cases[i].algorithm, &pair);
+      g_autofree char *cert_path =
+          write_temp_file (dir, "ca.pem", pair.cert_pem);
+      g_autofree char *key_path = write_temp_file (dir, "ca.key", pair.key_pem);
 
-  /* Write the loaded CA back out: the same certificate comes back. */
-  g_autofree char *copy_path = g_build_filename (dir, "copy.pem", NULL);
-  g_assert_true (moat_ca_write_cert (ca, copy_path, &error));
-  g_assert_no_error (error);
-  g_autofree char *copy = NULL;
-  g_assert_true (g_file_get_contents (copy_path, &copy, NULL, &error));
-  g_assert_cmpstr (copy, ==, pair.cert_pem);
+      g_autoptr (MoatCa) ca = moat_ca_load (cert_path, key_path, &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (ca);
 
-  /* The loaded CA signs leaves that verify against it. */
-  gnutls_certificate_credentials_t credentials =
-      moat_ca_get_leaf (ca, "persistent.test", &error);
-  g_assert_no_error (error);
-  g_assert_nonnull (credentials);
-  g_auto (gnutls_x509_crt_t) leaf = credentials_cert (credentials, 0);
-  g_auto (gnutls_x509_crt_t) root = import_pem_cert (pair.cert_pem);
-  unsigned int status = 1;
-  g_assert_cmpint (gnutls_x509_crt_verify (leaf, &root, 1, 0, &status), ==,
-                   0);
-  g_assert_cmpuint (status, ==, 0);
+      /* Write the loaded CA back out: the same certificate comes back. */
+      g_autofree char *copy_path = g_build_filename (dir, "copy.pem", NULL);
+      g_assert_true (moat_ca_write_cert (ca, copy_path, &error));
+      g_assert_no_error (error);
+      g_autofree char *copy = NULL;
+      g_assert_true (g_file_get_contents (copy_path, &copy, NULL, &error));
+      g_assert_cmpstr (copy, ==, pair.cert_pem);
 
-  g_unlink (cert_path);
-  g_unlink (key_path);
-  g_unlink (copy_path);
-  g_rmdir (dir);
-  pem_pair_clear (&pair);
+      /* The loaded CA signs leaves that verify against it. */
+      gnutls_certificate_credentials_t credentials =
+          moat_ca_get_leaf (ca, "persistent.test", &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (credentials);
+      g_auto (gnutls_x509_crt_t) leaf = credentials_cert (credentials, 0);
+      g_auto (gnutls_x509_crt_t) root = import_pem_cert (pair.cert_pem);
+      unsigned int status = 1;
+      g_assert_cmpint (gnutls_x509_crt_verify (leaf, &root, 1, 0, &status),
+                       ==, 0);
+      g_assert_cmpuint (status, ==, 0);
+
+      /* The authority key id is the CA's subject key id or, when the CA
+       * has none, the SHA-1 key id of its public key. */
+      guint8 expected[64];
+      size_t expected_size = sizeof expected;
+      if (gnutls_x509_crt_get_subject_key_id (root, expected, &expected_size,
+                                              NULL)
+          < 0)
+        {
+          expected_size = sizeof expected;
+          g_assert_cmpint (gnutls_x509_crt_get_key_id (
+                               root, GNUTLS_KEYID_USE_SHA1, expected,
+                               &expected_size),
+                           ==, 0);
+        }
+      guint8 aki[64];
+      size_t aki_size = sizeof aki;
+      g_assert_cmpint (gnutls_x509_crt_get_authority_key_id (leaf, aki,
+                                                             &aki_size, NULL),
+                       ==, 0);
+      g_assert_cmpmem (aki, aki_size, expected, expected_size);
+
+      g_unlink (cert_path);
+      g_unlink (key_path);
+      g_unlink (copy_path);
+      g_rmdir (dir);
+      pem_pair_clear (&pair);
+    }
 }
 
 typedef struct {
@@ -382,10 +418,10 @@ test_ca_load_errors (void)
   PemPair other = { NULL, NULL };
   PemPair not_ca = { NULL, NULL };
   PemPair expired = { NULL, NULL };
-  make_self_signed (TRUE, FALSE, &ca);
-  make_self_signed (TRUE, FALSE, &other);
-  make_self_signed (FALSE, FALSE, &not_ca);
-  make_self_signed (TRUE, TRUE, &expired);
+  make_self_signed (TRUE, FALSE, GNUTLS_PK_ECDSA, &ca);
+  make_self_signed (TRUE, FALSE, GNUTLS_PK_ECDSA, &other);
+  make_self_signed (FALSE, FALSE, GNUTLS_PK_ECDSA, &not_ca);
+  make_self_signed (TRUE, TRUE, GNUTLS_PK_ECDSA, &expired);
 
   /* Placeholders in the table below, replaced by generated PEM text. */
   const char *pems[] = {
