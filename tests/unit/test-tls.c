@@ -1847,6 +1847,63 @@ test_hello_raw_invalid (void)
     }
 }
 
+/*
+ * Random byte changes to a real hello: every result must keep the
+ * contract (an error exactly on INVALID, a valid name or none on OK). Run
+ * under AddressSanitizer, this also checks that no read leaves the input.
+ */
+static void
+test_hello_mutations (void)
+{
+  g_autoptr (GByteArray) hello = capture_client_hello ("mutate.example.test");
+  guint counts[3] = { 0, 0, 0 };
+
+  for (int round = 0; round < 20000; round++)
+    {
+      g_autofree guint8 *copy = g_memdup2 (hello->data, hello->len);
+      int changes = g_test_rand_int_range (1, 4);
+      for (int i = 0; i < changes; i++)
+        copy[g_test_rand_int_range (0, (gint32) hello->len)] =
+            (guint8) g_test_rand_int_range (0, 256);
+      /* Truncate one input in four. */
+      gsize length = hello->len;
+      if (g_test_rand_int_range (0, 4) == 0)
+        length = (gsize) g_test_rand_int_range (0, (gint32) hello->len);
+
+      char *name = NULL;
+      g_autoptr (GError) error = NULL;
+      MoatTlsHelloResult result =
+          moat_tls_hello_parse (copy, length, &name, &error);
+      switch (result)
+        {
+        case MOAT_TLS_HELLO_INCOMPLETE:
+        case MOAT_TLS_HELLO_OK:
+        case MOAT_TLS_HELLO_INVALID:
+          counts[result]++;
+          break;
+        default:
+          g_assert_not_reached ();
+        }
+
+      if (result == MOAT_TLS_HELLO_INVALID)
+        g_assert_nonnull (error);
+      else
+        g_assert_no_error (error);
+      if (result == MOAT_TLS_HELLO_OK && name != NULL)
+        g_assert_true (moat_tls_server_name_is_valid (name, strlen (name)));
+      if (result != MOAT_TLS_HELLO_OK)
+        g_assert_null (name);
+      g_free (name);
+    }
+
+  g_test_message ("incomplete %u, ok %u, invalid %u", counts[0], counts[1],
+                  counts[2]);
+  /* Each outcome occurs, or the mutations test too little. */
+  g_assert_cmpuint (counts[MOAT_TLS_HELLO_INCOMPLETE], >, 0);
+  g_assert_cmpuint (counts[MOAT_TLS_HELLO_OK], >, 0);
+  g_assert_cmpuint (counts[MOAT_TLS_HELLO_INVALID], >, 0);
+}
+
 static void
 test_hello_too_large (void)
 {
@@ -1933,6 +1990,7 @@ main (int argc, char **argv)
   g_test_add_func ("/tls/hello/built", test_hello_built);
   g_test_add_func ("/tls/hello/corrupted", test_hello_corrupted);
   g_test_add_func ("/tls/hello/raw-invalid", test_hello_raw_invalid);
+  g_test_add_func ("/tls/hello/mutations", test_hello_mutations);
   g_test_add_func ("/tls/hello/too-large", test_hello_too_large);
   g_test_add_func ("/tls/hello/server-name-validity",
                    test_server_name_validity);
