@@ -195,16 +195,21 @@ new_fetch (gboolean with_ca)
  * Outcome of one request, filled by the callbacks below.
  * @pause_every: on_body declines every Nth call and resumes from a timeout
  * @stay_paused: on_body declines without scheduling a resume
+ * @resume_inside: on_body resumes before it declines
+ * @chained: a request that on_response starts on @fetch
  * @upload: request body to send
  * @upload_step: bytes read_body hands out per call, 0 for as many as fit
  * @upload_pause_every: read_body returns -1 every Nth call and resumes
  * @cancel_in_response: cancel the request from on_response
  */
-typedef struct {
+typedef struct Transfer {
   GMainLoop *loop;
   MoatFetchRequest *request;
   guint pause_every;
   gboolean stay_paused;
+  gboolean resume_inside;
+  MoatFetch *fetch;
+  struct Transfer *chained;
   const guint8 *upload;
   gsize upload_length;
   gsize upload_step;
@@ -263,6 +268,11 @@ transfer_get_header (const Transfer *transfer, const char *name)
   return NULL;
 }
 
+static void start_transfer (MoatFetch *fetch, Transfer *transfer,
+                            const char *method, const char *url,
+                            gint64 body_length,
+                            const char *const *header_pairs);
+
 static void
 on_response (MoatFetchRequest *request, guint status, GPtrArray *headers,
              gpointer user_data)
@@ -281,6 +291,14 @@ on_response (MoatFetchRequest *request, guint status, GPtrArray *headers,
     }
   g_free (transfer->remote_address);
   transfer->remote_address = g_strdup (address);
+
+  if (transfer->chained != NULL)
+    {
+      const char *const chained_headers[] = { "Host", "upstream.test", NULL };
+
+      start_transfer (transfer->fetch, transfer->chained, "GET",
+                      "http://upstream.test/hello", 0, chained_headers);
+    }
 
   if (transfer->cancel_in_response)
     {
@@ -309,7 +327,9 @@ on_body (MoatFetchRequest *request, const guint8 *data, gsize length,
       && transfer->body_calls % transfer->pause_every == 0)
     {
       transfer->pauses++;
-      if (!transfer->stay_paused)
+      if (transfer->resume_inside)
+        moat_fetch_request_resume_download (request);
+      else if (!transfer->stay_paused)
         g_timeout_add (1, resume_download_later, transfer);
       return FALSE;
     }
@@ -1044,6 +1064,53 @@ test_cancel_in_response (void)
 }
 
 static void
+test_start_inside_callback (void)
+{
+  g_autoptr (MoatFetch) fetch = new_fetch (FALSE);
+  g_autoptr (Transfer) transfer = transfer_new ();
+  g_autoptr (Transfer) chained = transfer_new ();
+  g_autofree char *url = upstream_url ("/large?size=1000000");
+  const char *const headers[] = { "Host", "upstream.test", NULL };
+
+  transfer->fetch = fetch;
+  transfer->chained = chained;
+  start_transfer (fetch, transfer, "GET", url, 0, headers);
+  wait_for_transfer (transfer);
+  wait_for_transfer (chained);
+
+  g_assert_no_error (transfer->error);
+  g_assert_cmpuint (transfer->body->len, ==, 1000000);
+  g_assert_no_error (chained->error);
+  g_assert_cmpmem (chained->body->data, chained->body->len, "hello world\n",
+                   12);
+}
+
+static void
+test_resume_inside_on_body (void)
+{
+  g_autoptr (MoatFetch) fetch = new_fetch (FALSE);
+  g_autoptr (Transfer) transfer = transfer_new ();
+  g_autofree char *url = upstream_url ("/large?size=1000000");
+  const char *const headers[] = { "Host", "upstream.test", NULL };
+  gsize mismatch = G_MAXSIZE;
+
+  transfer->pause_every = 2;
+  transfer->resume_inside = TRUE;
+  run_transfer (fetch, transfer, "GET", url, 0, headers);
+
+  g_assert_no_error (transfer->error);
+  g_assert_cmpuint (transfer->pauses, >, 0);
+  g_assert_cmpuint (transfer->body->len, ==, 1000000);
+  for (gsize i = 0; i < transfer->body->len; i++)
+    if (transfer->body->data[i] != (guint8) (i % 251))
+      {
+        mismatch = i;
+        break;
+      }
+  g_assert_cmpuint (mismatch, ==, G_MAXSIZE);
+}
+
+static void
 test_cancel_before_running (void)
 {
   g_autoptr (MoatFetch) fetch = new_fetch (FALSE);
@@ -1234,6 +1301,10 @@ main (int argc, char **argv)
   g_test_add_func ("/fetch/connection/reuse", test_connection_reuse);
   g_test_add_func ("/fetch/cancel/in-on-response", test_cancel_in_response);
   g_test_add_func ("/fetch/cancel/before-running", test_cancel_before_running);
+  g_test_add_func ("/fetch/callbacks/start-inside-callback",
+                   test_start_inside_callback);
+  g_test_add_func ("/fetch/callbacks/resume-inside-on-body",
+                   test_resume_inside_on_body);
   g_test_add_func ("/fetch/cancel/free-with-active-request",
                    test_free_with_active_request);
 
