@@ -19,7 +19,7 @@
  * run callbacks (@depth). At depth 0 a start adds the handle and a cancel
  * frees the request at once. Inside libcurl, a start leaves the handle out
  * of the multi handle, and a cancel marks the request cancelled so that the
- * callback in progress aborts the transfer; an idle source (@deferred) then
+ * callback in progress aborts the transfer. An idle source (@deferred) then
  * adds or frees those requests. Resume calls are also applied from an idle
  * source, because curl_easy_pause() delivers buffered body bytes
  * synchronously and would otherwise run on_body inside the caller.
@@ -1328,8 +1328,8 @@ moat_fetch_request_cancel (MoatFetchRequest *request)
  * @request: a request
  *
  * Return: the upstream IP address in text form once libcurl has connected
- *   (or picked a cached connection), otherwise %NULL. Valid until the next
- *   main loop iteration.
+ *   or picked a cached connection, otherwise %NULL. The string belongs to
+ *   @request and stays valid until on_done returns.
  */
 const char *
 moat_fetch_request_get_remote_address (const MoatFetchRequest *request)

@@ -16,10 +16,11 @@ typedef struct MoatFetchRequest MoatFetchRequest;
  * default context at moat_fetch_new(), never from inside a moat_fetch_*()
  * call: resume calls take effect on a later main loop iteration, and
  * completion is reported from the loop. Inside on_response, on_body and
- * read_body a caller may start requests, resume, or cancel any request
- * (the current one included); a cancelled request gets no further
- * callbacks. Inside on_done the request is already finished, so cancelling
- * it does nothing. moat_fetch_free() must not be called from a callback.
+ * read_body a caller may start requests, resume, or cancel any request,
+ * the current one included. A cancelled request gets no further callbacks.
+ * Inside on_done the request is already finished, so cancelling or
+ * resuming it does nothing. moat_fetch_free() must not be called from a
+ * callback.
  */
 
 /**
