@@ -72,6 +72,27 @@ def show_guest(run):
             print("  body: " + body.splitlines()[0][:120])
 
 
+DNS_TYPES = {1: "A", 28: "AAAA"}
+
+
+def describe_event(kind, event):
+    """Return a one-line summary of an audit event's main fields."""
+    host = event.get("host", "")
+    if kind == moatvm.AUDIT_DNS:
+        qtype = DNS_TYPES.get(event.get("qtype"), f"type {event.get('qtype')}")
+        answer = event.get("answer", "no address")
+        return f"{host} {qtype} -> {answer}"
+    if kind == moatvm.AUDIT_CONNECTION:
+        protocol = event.get("protocol", "?")
+        return f"{host or event.get('address', '?')}:{event.get('port')} ({protocol})"
+    if kind == moatvm.AUDIT_REQUEST:
+        size = event.get("bytes_received")
+        summary = f"{event.get('method')} {event.get('url')} -> {event.get('status')}"
+        return summary + (f", {size} bytes" if size else "")
+    skip = ("time", "guest", "flow", "reason")
+    return " ".join(f"{key}={value}" for key, value in event.items() if key not in skip)
+
+
 def show_audit(path):
     print("\nmoat's audit log (" + path + ")")
     print("-" * (len(path) + 20))
@@ -85,10 +106,16 @@ def show_audit(path):
             except json.JSONDecodeError:
                 print("not JSON: " + line.rstrip())
                 continue
-            kind = str(event.pop(moatvm.AUDIT_EVENT_KEY, "?"))
-            decision = str(event.pop(moatvm.AUDIT_DECISION, ""))
-            rest = " ".join(f"{key}={value}" for key, value in event.items())
-            print(f"{kind:<11} {decision:<6} {rest}")
+            kind = str(event.get(moatvm.AUDIT_EVENT_KEY, "?"))
+            decision = str(event.get(moatvm.AUDIT_DECISION, ""))
+            # "2026-12-04T20:28:22.497Z" -> "20:28:22.497"
+            clock = str(event.get("time", ""))[11:23]
+            rest = {k: v for k, v in event.items()
+                    if k not in (moatvm.AUDIT_EVENT_KEY, moatvm.AUDIT_DECISION)}
+            print(f"{clock:<12} {kind:<11} {decision:<6} {describe_event(kind, rest)}")
+            if decision == moatvm.AUDIT_DENY and "reason" in event:
+                print(f"{'':<31} reason: {event['reason']}")
+    print("\nEach line of the file is one JSON object; the view above shortens them.")
 
 
 def main():
