@@ -5,6 +5,7 @@
 #include <glib.h>
 #include <glib-unix.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -145,6 +146,10 @@ main (int argc, char **argv)
   int status;
 
   setlocale (LC_ALL, "");
+  /* A guest or upstream that closes its connection while moat writes must
+   * cost that connection, not the process: GnuTLS writes with plain
+   * send(), which raises SIGPIPE. */
+  signal (SIGPIPE, SIG_IGN);
   context = g_option_context_new ("- policy-enforcing network for QEMU guests");
   g_option_context_set_summary (
       context,
