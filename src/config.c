@@ -29,6 +29,12 @@
  * rejects unknown or repeated ones. Only then are the values read through
  * GKeyFile and parsed into a staging copy, which replaces the fields of the
  * MoatConfig only when the whole file is valid.
+ *
+ * Most groups are fixed ([moat], [policy], ...) and their keys set fields
+ * of MoatConfig. "[rule NAME]" and "[secret NAME]" groups may appear any
+ * number of times with different names; their keys set fields of the
+ * MoatRuleSpec or MoatSecretSpec that the group creates, and each group
+ * is checked as a whole (a rule needs an action) after its keys.
  */
 
 typedef enum {
@@ -37,14 +43,25 @@ typedef enum {
   VALUE_MTU,        /* integer from MOAT_MTU_MIN to MOAT_MTU_MAX */
   VALUE_PATTERNS,   /* list of host patterns */
   VALUE_CONNECT_TO, /* list of HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT */
+  VALUE_MODE,       /* "enforce" or "report" */
+  VALUE_RULE_HOSTS, /* list of host patterns, not empty */
+  VALUE_RULE_PORTS, /* list of ports and port ranges */
+  VALUE_RULE_METHODS, /* list of request methods */
+  VALUE_RULE_PATHS, /* list of path patterns */
+  VALUE_RULE_ACTION, /* "allow" or "deny" */
+  VALUE_SECRET_ENV, /* environment variable name */
+  VALUE_SECRET_FILE, /* VALUE_PATH of a file that holds a secret */
+  VALUE_SECRET_HOSTS, /* list of host patterns, not empty */
 } ValueKind;
 
 /**
  * KeySpec:
- * @group: group name without brackets
+ * @group: group name without brackets; for "[rule NAME]" and
+ *   "[secret NAME]" groups, "rule" or "secret"
  * @key: key name
  * @kind: how the value is parsed
- * @offset: offset of the MoatConfig field that the value sets
+ * @offset: offset of the field that the value sets: in MoatConfig, or in
+ *   MoatRuleSpec or MoatSecretSpec for rule and secret groups
  */
 typedef struct {
   const char *group;
@@ -58,8 +75,11 @@ static const KeySpec key_specs[] = {
   { "moat", "audit", VALUE_AUDIT_PATH,
     G_STRUCT_OFFSET (MoatConfig, audit_path) },
   { "moat", "mtu", VALUE_MTU, G_STRUCT_OFFSET (MoatConfig, mtu) },
+  { "moat", "placeholders-out", VALUE_PATH,
+    G_STRUCT_OFFSET (MoatConfig, placeholders_out) },
   { "policy", "allow", VALUE_PATTERNS, G_STRUCT_OFFSET (MoatConfig, allow) },
   { "policy", "deny", VALUE_PATTERNS, G_STRUCT_OFFSET (MoatConfig, deny) },
+  { "policy", "mode", VALUE_MODE, G_STRUCT_OFFSET (MoatConfig, policy_mode) },
   { "tls", "ca-cert-out", VALUE_PATH,
     G_STRUCT_OFFSET (MoatConfig, ca_cert_out) },
   { "tls", "ca-cert", VALUE_PATH, G_STRUCT_OFFSET (MoatConfig, ca_cert) },
@@ -68,19 +88,62 @@ static const KeySpec key_specs[] = {
     G_STRUCT_OFFSET (MoatConfig, upstream_ca_file) },
   { "upstream", "connect-to", VALUE_CONNECT_TO,
     G_STRUCT_OFFSET (MoatConfig, connect_to) },
+  { "rule", "hosts", VALUE_RULE_HOSTS, G_STRUCT_OFFSET (MoatRuleSpec, hosts) },
+  { "rule", "ports", VALUE_RULE_PORTS, G_STRUCT_OFFSET (MoatRuleSpec, ports) },
+  { "rule", "methods", VALUE_RULE_METHODS,
+    G_STRUCT_OFFSET (MoatRuleSpec, methods) },
+  { "rule", "paths", VALUE_RULE_PATHS, G_STRUCT_OFFSET (MoatRuleSpec, paths) },
+  { "rule", "action", VALUE_RULE_ACTION,
+    G_STRUCT_OFFSET (MoatRuleSpec, action) },
+  { "secret", "value-env", VALUE_SECRET_ENV,
+    G_STRUCT_OFFSET (MoatSecretSpec, value_env) },
+  { "secret", "value-file", VALUE_SECRET_FILE,
+    G_STRUCT_OFFSET (MoatSecretSpec, value_file) },
+  { "secret", "hosts", VALUE_SECRET_HOSTS,
+    G_STRUCT_OFFSET (MoatSecretSpec, hosts) },
 };
 
 static const char *const known_groups[] = {
   "moat", "policy", "tls", "upstream",
 };
 
+/* Groups that take a name, "[rule NAME]", and may appear once per name. */
+static const char *const named_groups[] = {
+  "rule", "secret",
+};
+
+/* Maximum length of a secret name, which is part of its placeholder. */
+#define SECRET_NAME_MAX 64
+
+/**
+ * Group:
+ * @full: the group as written between the brackets, blanks collapsed:
+ *   "moat" or "rule github-read"
+ * @kind: "moat", "policy", ... or "rule" or "secret"
+ * @name: (nullable): NAME of a "[rule NAME]" or "[secret NAME]" group
+ * @line: line of the "[group]" line
+ * @spec: (nullable): the MoatRuleSpec or MoatSecretSpec that the group's
+ *   keys fill, in the staged configuration
+ * @kinds_seen: bit (1 << ValueKind) for each key the group sets
+ */
+typedef struct {
+  char *full;
+  char *kind;
+  char *name;
+  guint line;
+  gpointer spec;
+  guint32 kinds_seen;
+} Group;
+
 /**
  * Entry:
  * @spec: the key's specification
+ * @group: the group the key is in
  * @line: 1-based line number of the "key = value" line
  */
 typedef struct {
   const KeySpec *spec;
+  Group *group;
   guint line;
 } Entry;
 
@@ -90,13 +153,45 @@ typedef struct {
  * @base_dir: absolute directory that relative paths are resolved against
  * @key_file: the parsed file
  * @entries: (element-type Entry): keys in file order
+ * @groups: (element-type Group): groups in file order
  */
 typedef struct {
   const char *name;
   char *base_dir;
   GKeyFile *key_file;
   GArray *entries;
+  GPtrArray *groups;
 } LoadContext;
+
+static void
+group_free (Group *group)
+{
+  g_free (group->full);
+  g_free (group->kind);
+  g_free (group->name);
+  g_free (group);
+}
+
+MoatSecretSpec *
+moat_secret_spec_new (const char *name)
+{
+  MoatSecretSpec *spec = g_new0 (MoatSecretSpec, 1);
+
+  spec->name = g_strdup (name);
+  return spec;
+}
+
+void
+moat_secret_spec_free (MoatSecretSpec *spec)
+{
+  if (spec == NULL)
+    return;
+  g_free (spec->name);
+  g_free (spec->value_env);
+  g_free (spec->value_file);
+  g_strfreev (spec->hosts);
+  g_free (spec);
+}
 
 MoatConfig *
 moat_config_new (void)
@@ -105,6 +200,11 @@ moat_config_new (void)
 
   config->fd = -1;
   config->mtu = 1500;
+  config->policy_mode = MOAT_POLICY_MODE_ENFORCE;
+  config->rules = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) moat_rule_spec_free);
+  config->secrets = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) moat_secret_spec_free);
 
   return config;
 }
@@ -126,6 +226,9 @@ moat_config_free (MoatConfig *config)
   g_free (config->ca_key);
   g_free (config->upstream_ca_file);
   g_strfreev (config->connect_to);
+  g_free (config->placeholders_out);
+  g_clear_pointer (&config->rules, g_ptr_array_unref);
+  g_clear_pointer (&config->secrets, g_ptr_array_unref);
   g_free (config);
 }
 
@@ -176,6 +279,48 @@ is_known_group (const char *group)
   return FALSE;
 }
 
+/* Returns the kind of a "[rule NAME]" style group, or NULL. @rest is set
+ * to what follows the kind. */
+static const char *
+find_named_group (const char *group, const char **rest)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (named_groups); i++)
+    {
+      gsize length = strlen (named_groups[i]);
+
+      if (strncmp (group, named_groups[i], length) == 0
+          && (group[length] == ' ' || group[length] == '\t'))
+        {
+          *rest = group + length;
+          return named_groups[i];
+        }
+    }
+
+  return NULL;
+}
+
+/* Checks NAME of "[secret NAME]": it appears in placeholders and in
+ * NAME=PLACEHOLDER lines, so it is limited to letters, digits, '-' and
+ * '_'. */
+static gboolean
+secret_name_validate (const char *name, GError **error)
+{
+  gsize length = strlen (name);
+  gboolean valid = length > 0 && length <= SECRET_NAME_MAX;
+
+  for (const char *c = name; valid && *c != '\0'; c++)
+    valid = g_ascii_isalnum (*c) || *c == '-' || *c == '_';
+  if (!valid)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid secret name \"%s\": expected 1 to %d letters, "
+                   "digits, '-' or '_'", name, SECRET_NAME_MAX);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
 /* Returns "socket, audit, mtu" for group "moat", for error messages. */
 static char *
 list_keys (const char *group)
@@ -200,7 +345,7 @@ list_keys (const char *group)
  * @text: the line without surrounding whitespace, starting with '['
  * @line: line number
  * @seen_groups: names of the groups seen so far, mapped to their line
- * @group: (out) (transfer full): the group name
+ * @group: (out) (transfer none): the group, added to @context->groups
  * @error: return location for a #GError
  *
  * Reads a "[group]" line as GKeyFile does: the name ends at the first ']',
@@ -210,11 +355,14 @@ list_keys (const char *group)
  */
 static gboolean
 scan_group_line (LoadContext *context, const char *text, guint line,
-                 GHashTable *seen_groups, char **group, GError **error)
+                 GHashTable *seen_groups, Group **group, GError **error)
 {
   const char *close = strchr (text, ']');
   g_autofree char *name = NULL;
   gpointer first_line;
+  const char *kind;
+  const char *rest = NULL;
+  Group *record;
 
   if (close == NULL || close[strspn (close + 1, " \t") + 1] != '\0')
     {
@@ -224,12 +372,48 @@ scan_group_line (LoadContext *context, const char *text, guint line,
     }
 
   name = g_strndup (text + 1, close - text - 1);
-  if (!is_known_group (name))
+  record = g_new0 (Group, 1);
+  record->line = line;
+  kind = find_named_group (name, &rest);
+  if (kind != NULL)
+    {
+      g_autoptr (GError) local_error = NULL;
+      g_autofree char *instance = g_strstrip (g_strdup (rest));
+      gboolean valid = strcmp (kind, "rule") == 0
+                       ? moat_rule_name_validate (instance, &local_error)
+                       : secret_name_validate (instance, &local_error);
+
+      if (!valid)
+        {
+          set_line_error (error, context->name, line, "[%s]: %s", name,
+                          local_error->message);
+          group_free (record);
+          return FALSE;
+        }
+      record->kind = g_strdup (kind);
+      record->name = g_steal_pointer (&instance);
+      /* GKeyFile looks groups up by their exact text, so one spelling. */
+      if (rest[0] != ' ' || strcmp (rest + 1, record->name) != 0)
+        {
+          set_line_error (error, context->name, line, "invalid group line "
+                          "\"%s\": write one space between \"%s\" and the "
+                          "name, as in [%s %s]", text, kind, kind,
+                          record->name);
+          group_free (record);
+          return FALSE;
+        }
+    }
+  else if (is_known_group (name))
+    record->kind = g_strdup (name);
+  else
     {
       set_line_error (error, context->name, line, "unknown group [%s]: "
-                      "expected [moat], [policy], [tls] or [upstream]", name);
+                      "expected [moat], [policy], [tls], [upstream], "
+                      "[rule NAME] or [secret NAME]", name);
+      group_free (record);
       return FALSE;
     }
+  record->full = g_strdup (name);
 
   if (g_hash_table_lookup_extended (seen_groups, name, NULL, &first_line))
     {
@@ -237,11 +421,13 @@ scan_group_line (LoadContext *context, const char *text, guint line,
                       "first started on line %u: put all its keys under "
                       "one [%s] line", name, GPOINTER_TO_UINT (first_line),
                       name);
+      group_free (record);
       return FALSE;
     }
   g_hash_table_insert (seen_groups, g_strdup (name), GUINT_TO_POINTER (line));
 
-  *group = g_steal_pointer (&name);
+  g_ptr_array_add (context->groups, record);
+  *group = record;
   return TRUE;
 }
 
@@ -251,8 +437,8 @@ scan_group_line (LoadContext *context, const char *text, guint line,
  * @text: the line without surrounding whitespace
  * @line: line number
  * @group: (nullable): the current group
- * @seen_keys: (element-type KeySpec guint): keys seen so far, mapped to
- *   their line
+ * @seen_keys: (element-type KeySpec guint): keys seen so far in @group,
+ *   mapped to their line
  * @error: return location for a #GError
  *
  * Reads a "key = value" line as GKeyFile does: the key ends at the first
@@ -263,7 +449,7 @@ scan_group_line (LoadContext *context, const char *text, guint line,
  */
 static gboolean
 scan_key_line (LoadContext *context, const char *text, guint line,
-               const char *group, GHashTable *seen_keys, GError **error)
+               Group *group, GHashTable *seen_keys, GError **error)
 {
   const char *equals = strchr (text, '=');
   g_autofree char *key = NULL;
@@ -288,13 +474,13 @@ scan_key_line (LoadContext *context, const char *text, guint line,
       return FALSE;
     }
 
-  spec = find_key_spec (group, key);
+  spec = find_key_spec (group->kind, key);
   if (spec == NULL)
     {
-      g_autofree char *keys = list_keys (group);
+      g_autofree char *keys = list_keys (group->kind);
 
       set_line_error (error, context->name, line, "[%s] %s: unknown key; "
-                      "[%s] accepts %s", group, key, group, keys);
+                      "[%s] accepts %s", group->full, key, group->full, keys);
       return FALSE;
     }
 
@@ -302,13 +488,15 @@ scan_key_line (LoadContext *context, const char *text, guint line,
     {
       set_line_error (error, context->name, line, "[%s] %s: duplicate key, "
                       "first set on line %u: set each key once (a list "
-                      "takes several values separated by ';')", group, key,
-                      GPOINTER_TO_UINT (first_line));
+                      "takes several values separated by ';')", group->full,
+                      key, GPOINTER_TO_UINT (first_line));
       return FALSE;
     }
   g_hash_table_insert (seen_keys, (gpointer) spec, GUINT_TO_POINTER (line));
+  group->kinds_seen |= 1u << spec->kind;
 
   entry.spec = spec;
+  entry.group = group;
   entry.line = line;
   g_array_append_val (context->entries, entry);
   return TRUE;
@@ -336,7 +524,7 @@ scan_lines (LoadContext *context, const char *data, gsize length,
                                                               g_free, NULL);
   g_autoptr (GHashTable) seen_keys = g_hash_table_new (g_direct_hash,
                                                        g_direct_equal);
-  g_autofree char *group = NULL;
+  Group *group = NULL;
   const char *p = data;
   const char *end = data + length;
   guint line = 0;
@@ -355,7 +543,8 @@ scan_lines (LoadContext *context, const char *data, gsize length,
 
       if (text[0] == '[')
         {
-          g_clear_pointer (&group, g_free);
+          /* Groups never repeat, so keys are tracked per group. */
+          g_hash_table_remove_all (seen_keys);
           if (!scan_group_line (context, text, line, seen_groups, &group,
                                 error))
             return FALSE;
@@ -387,7 +576,7 @@ parse_value_error (GError **error, const LoadContext *context,
   va_end (args);
 
   set_line_error (error, context->name, entry->line, "[%s] %s: %s",
-                  entry->spec->group, entry->spec->key, message);
+                  entry->group->full, entry->spec->key, message);
   return FALSE;
 }
 
@@ -607,6 +796,40 @@ parse_connect_to_entry (const char *entry, char **key, GError **error)
   return TRUE;
 }
 
+/* Checks one element of a list other than connect-to. */
+static gboolean
+check_list_element (ValueKind kind, const char *element, GError **error)
+{
+  guint first, last;
+
+  switch (kind)
+    {
+    case VALUE_PATTERNS:
+    case VALUE_RULE_HOSTS:
+    case VALUE_SECRET_HOSTS:
+      return moat_host_pattern_validate (element, error);
+    case VALUE_RULE_PORTS:
+      return moat_port_range_parse (element, &first, &last, error);
+    case VALUE_RULE_METHODS:
+      return moat_method_validate (element, error);
+    case VALUE_RULE_PATHS:
+      return moat_path_pattern_validate (element, error);
+    default:
+      break;
+    }
+
+  g_assert_not_reached ();
+}
+
+static gboolean
+is_list_kind (ValueKind kind)
+{
+  return kind == VALUE_PATTERNS || kind == VALUE_CONNECT_TO
+         || kind == VALUE_RULE_HOSTS || kind == VALUE_RULE_PORTS
+         || kind == VALUE_RULE_METHODS || kind == VALUE_RULE_PATHS
+         || kind == VALUE_SECRET_HOSTS;
+}
+
 /**
  * parse_list:
  * @context: the load context
@@ -617,8 +840,9 @@ parse_connect_to_entry (const char *entry, char **key, GError **error)
  *
  * Reads a GKeyFile string list, whose elements are separated by ';'. One
  * ';' at the end is allowed, as GKeyFile writes lists that way. An empty
- * value gives an empty list. Each element is checked as a host pattern or
- * a connect-to entry, depending on the key.
+ * value gives an empty list, which only [policy] allow and deny and
+ * [upstream] connect-to accept. Each element is checked as the key
+ * requires.
  *
  * Return: %TRUE if every element is valid
  */
@@ -632,10 +856,10 @@ parse_list (const LoadContext *context, const Entry *entry, char ***list,
   g_auto (GStrv) elements = NULL;
   gsize count = 0;
 
-  raw = g_key_file_get_value (context->key_file, entry->spec->group,
+  raw = g_key_file_get_value (context->key_file, entry->group->full,
                               entry->spec->key, NULL);
   elements = g_key_file_get_string_list (context->key_file,
-                                         entry->spec->group,
+                                         entry->group->full,
                                          entry->spec->key, &count,
                                          &local_error);
   if (local_error != NULL)
@@ -643,6 +867,15 @@ parse_list (const LoadContext *context, const Entry *entry, char ***list,
                               "%s", raw, local_error->message);
   if (elements == NULL)
     elements = g_new0 (char *, 1);
+  /* In a rule, a missing key matches anything, so an empty list would
+   * read as "match nothing" to some and "anything" to others. */
+  if (count == 0 && entry->spec->kind != VALUE_PATTERNS
+      && entry->spec->kind != VALUE_CONNECT_TO)
+    return parse_value_error (error, context, entry, "missing value: give "
+                              "at least one element, or remove the key%s",
+                              entry->group->name != NULL
+                              && strcmp (entry->group->kind, "rule") == 0
+                              ? " to match anything" : "");
 
   connect_to_keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                            NULL);
@@ -655,9 +888,10 @@ parse_list (const LoadContext *context, const Entry *entry, char ***list,
                                   "empty: separate elements with one ';'",
                                   raw, i + 1);
 
-      if (entry->spec->kind == VALUE_PATTERNS)
+      if (entry->spec->kind != VALUE_CONNECT_TO)
         {
-          if (!moat_host_pattern_validate (elements[i], &local_error))
+          if (!check_list_element (entry->spec->kind, elements[i],
+                                   &local_error))
             return parse_value_error (error, context, entry, "%s",
                                       local_error->message);
         }
@@ -704,12 +938,54 @@ move_field (MoatConfig *config, MoatConfig *staged, const KeySpec *spec)
     case VALUE_MTU:
       *(guint *) to = *(guint *) from;
       break;
+    case VALUE_MODE:
+      *(MoatPolicyMode *) to = *(MoatPolicyMode *) from;
+      break;
     case VALUE_PATTERNS:
     case VALUE_CONNECT_TO:
       g_strfreev (*(char ***) to);
       *(char ***) to = g_steal_pointer ((char ***) from);
       break;
+    default:
+      /* Rule and secret keys fill their group's spec, moved as a whole. */
+      g_assert_not_reached ();
     }
+}
+
+/* Reads one of two words into an enum field. */
+static gboolean
+parse_choice (const LoadContext *context, const Entry *entry,
+              const char *value, const char *word0, const char *word1,
+              int *field, GError **error)
+{
+  if (strcmp (value, word0) == 0)
+    *field = 0;
+  else if (strcmp (value, word1) == 0)
+    *field = 1;
+  else
+    return parse_value_error (error, context, entry, "invalid value \"%s\": "
+                              "expected \"%s\" or \"%s\"", value, word0,
+                              word1);
+  return TRUE;
+}
+
+/* Checks the name of an environment variable (POSIX: letters, digits and
+ * '_', not starting with a digit). */
+static gboolean
+parse_env_name (const LoadContext *context, const Entry *entry,
+                const char *value, char **field, GError **error)
+{
+  gboolean valid = value[0] != '\0' && !g_ascii_isdigit (value[0]);
+
+  for (const char *c = value; valid && *c != '\0'; c++)
+    valid = g_ascii_isalnum (*c) || *c == '_';
+  if (!valid)
+    return parse_value_error (error, context, entry, "invalid value \"%s\": "
+                              "expected the name of an environment "
+                              "variable, such as OPENAI_API_KEY", value);
+  g_free (*field);
+  *field = g_strdup (value);
+  return TRUE;
 }
 
 /* Parses the value of @entry into the matching field of @staged. */
@@ -718,21 +994,25 @@ parse_entry (const LoadContext *context, const Entry *entry,
              MoatConfig *staged, GError **error)
 {
   const KeySpec *spec = entry->spec;
-  gpointer field = G_STRUCT_MEMBER_P (staged, spec->offset);
+  gpointer base = entry->group->spec != NULL ? entry->group->spec
+                                             : (gpointer) staged;
+  gpointer field = G_STRUCT_MEMBER_P (base, spec->offset);
   g_autoptr (GError) local_error = NULL;
   g_autofree char *value = NULL;
 
-  if (spec->kind == VALUE_PATTERNS || spec->kind == VALUE_CONNECT_TO)
+  if (is_list_kind (spec->kind))
     return parse_list (context, entry, (char ***) field, error);
 
   /* For an invalid escape sequence GKeyFile returns a value and also sets
    * an error, so the error is what counts. */
-  value = g_key_file_get_string (context->key_file, spec->group, spec->key,
+  value = g_key_file_get_string (context->key_file, entry->group->full,
+                                 spec->key,
                                  &local_error);
   if (local_error != NULL || value == NULL)
     {
       g_autofree char *raw = g_key_file_get_value (context->key_file,
-                                                   spec->group, spec->key,
+                                                   entry->group->full,
+                                                   spec->key,
                                                    NULL);
 
       return parse_value_error (error, context, entry, "invalid value "
@@ -746,14 +1026,106 @@ parse_entry (const LoadContext *context, const Entry *entry,
     case VALUE_PATH:
     case VALUE_AUDIT_PATH:
       return parse_path (context, entry, value, (char **) field, error);
+    case VALUE_SECRET_FILE:
+      return parse_path (context, entry, value, (char **) field, error);
     case VALUE_MTU:
       return parse_mtu (context, entry, value, (guint *) field, error);
-    case VALUE_PATTERNS:
-    case VALUE_CONNECT_TO:
+    case VALUE_MODE:
+      return parse_choice (context, entry, value, "enforce", "report",
+                           (int *) field, error);
+    case VALUE_RULE_ACTION:
+      return parse_choice (context, entry, value, "allow", "deny",
+                           (int *) field, error);
+    case VALUE_SECRET_ENV:
+      return parse_env_name (context, entry, value, (char **) field, error);
+    default:
       break;
     }
 
   g_assert_not_reached ();
+}
+
+/* Creates the spec that each rule and secret group fills, in file order. */
+static void
+create_group_specs (LoadContext *context, MoatConfig *staged)
+{
+  for (guint i = 0; i < context->groups->len; i++)
+    {
+      Group *group = g_ptr_array_index (context->groups, i);
+
+      if (group->name == NULL)
+        continue;
+      if (strcmp (group->kind, "rule") == 0)
+        {
+          group->spec = moat_rule_spec_new (group->name);
+          g_ptr_array_add (staged->rules, group->spec);
+        }
+      else
+        {
+          group->spec = moat_secret_spec_new (group->name);
+          g_ptr_array_add (staged->secrets, group->spec);
+        }
+    }
+}
+
+/* Checks what each rule and secret group needs as a whole. */
+static gboolean
+check_groups (const LoadContext *context, GError **error)
+{
+  for (guint i = 0; i < context->groups->len; i++)
+    {
+      const Group *group = g_ptr_array_index (context->groups, i);
+      guint32 seen = group->kinds_seen;
+
+      if (group->name == NULL)
+        continue;
+      if (strcmp (group->kind, "rule") == 0)
+        {
+          if (!(seen & (1u << VALUE_RULE_ACTION)))
+            {
+              set_line_error (error, context->name, group->line, "[%s]: "
+                              "missing key \"action\": add \"action = "
+                              "allow\" or \"action = deny\"", group->full);
+              return FALSE;
+            }
+          continue;
+        }
+
+      if (!!(seen & (1u << VALUE_SECRET_ENV))
+          == !!(seen & (1u << VALUE_SECRET_FILE)))
+        {
+          set_line_error (error, context->name, group->line, "[%s]: give "
+                          "exactly one of \"value-env\" (an environment "
+                          "variable) and \"value-file\" (a file) for the "
+                          "secret's value", group->full);
+          return FALSE;
+        }
+      if (!(seen & (1u << VALUE_SECRET_HOSTS)))
+        {
+          set_line_error (error, context->name, group->line, "[%s]: "
+                          "missing key \"hosts\": list the hosts whose "
+                          "requests may carry the secret", group->full);
+          return FALSE;
+        }
+    }
+
+  return TRUE;
+}
+
+/**
+ * moat_config_build_policy:
+ * @config: a loaded configuration
+ * @error: return location for a #GError
+ *
+ * Return: (transfer full): the policy of the [policy] group and the rule
+ *   groups, or %NULL with a %MOAT_ERROR_CONFIG error
+ */
+MoatPolicy *
+moat_config_build_policy (const MoatConfig *config, GError **error)
+{
+  return moat_policy_new_full ((const char *const *) config->allow,
+                               (const char *const *) config->deny,
+                               config->rules, config->policy_mode, error);
 }
 
 /* Returns the absolute directory of @name, against which relative paths in
@@ -796,6 +1168,8 @@ moat_config_load_data (MoatConfig *config, const char *data, gsize length,
 {
   g_autoptr (GKeyFile) key_file = g_key_file_new ();
   g_autoptr (GArray) entries = g_array_new (FALSE, FALSE, sizeof (Entry));
+  g_autoptr (GPtrArray) groups = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) group_free);
   g_autoptr (MoatConfig) staged = moat_config_new ();
   g_autoptr (GError) local_error = NULL;
   g_autofree char *base_dir = NULL;
@@ -818,9 +1192,11 @@ moat_config_load_data (MoatConfig *config, const char *data, gsize length,
   context.base_dir = base_dir;
   context.key_file = key_file;
   context.entries = entries;
+  context.groups = groups;
 
   if (!scan_lines (&context, data != NULL ? data : "", length, error))
     return FALSE;
+  create_group_specs (&context, staged);
 
   if (!g_key_file_load_from_data (key_file, data != NULL ? data : "", length,
                                   G_KEY_FILE_NONE, &local_error))
@@ -836,9 +1212,30 @@ moat_config_load_data (MoatConfig *config, const char *data, gsize length,
                         error))
         return FALSE;
     }
+  if (!check_groups (&context, error))
+    return FALSE;
 
   for (guint i = 0; i < entries->len; i++)
-    move_field (config, staged, g_array_index (entries, Entry, i).spec);
+    {
+      const Entry *entry = &g_array_index (entries, Entry, i);
+
+      if (entry->group->spec == NULL)
+        move_field (config, staged, entry->spec);
+    }
+  /* Rules and secrets come as whole groups: a load that has any replaces
+   * those of earlier loads. */
+  if (staged->rules->len > 0)
+    {
+      g_ptr_array_unref (config->rules);
+      config->rules = g_steal_pointer (&staged->rules);
+      staged->rules = g_ptr_array_new ();
+    }
+  if (staged->secrets->len > 0)
+    {
+      g_ptr_array_unref (config->secrets);
+      config->secrets = g_steal_pointer (&staged->secrets);
+      staged->secrets = g_ptr_array_new ();
+    }
 
   return TRUE;
 }

@@ -4,6 +4,29 @@
 
 #include <glib.h>
 
+#include "policy.h"
+
+/**
+ * MoatSecretSpec:
+ * @name: secret name from "[secret NAME]"
+ * @value_env: (nullable): environment variable that holds the value
+ * @value_file: (nullable): absolute path of a file that holds the value
+ * @hosts: host patterns of the requests that receive the value,
+ *   %NULL-terminated
+ *
+ * One "[secret NAME]" group. Exactly one of @value_env and @value_file is
+ * set; the value itself is read when the session starts, not here.
+ */
+typedef struct {
+  char *name;
+  char *value_env;
+  char *value_file;
+  char **hosts;
+} MoatSecretSpec;
+
+MoatSecretSpec *moat_secret_spec_new (const char *name);
+void moat_secret_spec_free (MoatSecretSpec *spec);
+
 /**
  * MoatConfig:
  * @path: file the configuration was loaded from, or %NULL
@@ -25,6 +48,13 @@
  *   system store
  * @connect_to: ([upstream] connect-to) entries in curl's CONNECT_TO format
  *   "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT", %NULL-terminated
+ * @placeholders_out: ([moat] placeholders-out) where the secret
+ *   placeholders are written as NAME=PLACEHOLDER lines, or %NULL
+ * @policy_mode: ([policy] mode) enforce (default) or report
+ * @rules: (element-type MoatRuleSpec): the "[rule NAME]" groups in file
+ *   order
+ * @secrets: (element-type MoatSecretSpec): the "[secret NAME]" groups in
+ *   file order
  */
 typedef struct {
   char *path;
@@ -41,6 +71,10 @@ typedef struct {
   char *ca_key;
   char *upstream_ca_file;
   char **connect_to;
+  char *placeholders_out;
+  MoatPolicyMode policy_mode;
+  GPtrArray *rules;
+  GPtrArray *secrets;
 } MoatConfig;
 
 MoatConfig *moat_config_new (void);
@@ -53,3 +87,5 @@ gboolean moat_config_load_data (MoatConfig *config, const char *data,
                                 gsize length, const char *name,
                                 GError **error);
 gboolean moat_config_validate (const MoatConfig *config, GError **error);
+MoatPolicy *moat_config_build_policy (const MoatConfig *config,
+                                      GError **error);

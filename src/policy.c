@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* policy.c - host patterns and the allow/deny decision for a request */
+/* policy.c - host patterns, request rules and the allow/deny decision */
 #define G_LOG_DOMAIN "moat-policy"
 
 #include "policy.h"
@@ -15,19 +15,6 @@
 #define PATTERN_EXAMPLES \
   "a valid pattern is a host name (\"api.example.com\"), an IPv4 address " \
   "(\"127.0.0.1\") or \"*.\" followed by a name (\"*.example.com\")"
-
-/**
- * MoatPolicy:
- * @allow: lowercase allow patterns without a trailing dot
- * @deny: lowercase deny patterns without a trailing dot
- *
- * TODO: per-request rules (port, method, path) will join the host patterns;
- * until then a decision looks only at the host.
- */
-struct MoatPolicy {
-  GPtrArray *allow;
-  GPtrArray *deny;
-};
 
 /**
  * strip_trailing_dot:
@@ -348,22 +335,622 @@ moat_host_pattern_match (const char *pattern, const char *host)
   return match_normalized (pattern_lower, host_lower, strlen (host_lower));
 }
 
-static gboolean
-add_patterns (GPtrArray *patterns, const char *const *list,
-              const char *list_name, GError **error)
+/* Rule syntax */
+
+/**
+ * moat_rule_name_validate:
+ * @name: a rule name from "[rule NAME]"
+ * @error: return location for a #GError
+ *
+ * Accepts 1 to 64 letters, digits, '-', '_' and '.'. The names of the
+ * built-in decisions ("default", and "policy." or "secret." followed by
+ * anything) are reserved, so that an audit line always tells which kind of
+ * rule decided.
+ *
+ * Return: %TRUE if @name is valid, else %FALSE with a %MOAT_ERROR_CONFIG
+ *   error
+ */
+gboolean
+moat_rule_name_validate (const char *name, GError **error)
 {
-  for (gsize i = 0; list != NULL && list[i] != NULL; i++)
+  gsize length = strlen (name);
+
+  if (length == 0 || length > 64)
     {
-      if (!moat_host_pattern_validate (list[i], error))
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid rule name \"%s\": expected 1 to 64 letters, "
+                   "digits, '-', '_' or '.'", name);
+      return FALSE;
+    }
+  for (const char *c = name; *c != '\0'; c++)
+    {
+      if (!g_ascii_isalnum (*c) && *c != '-' && *c != '_' && *c != '.')
         {
-          g_prefix_error (error, "%s pattern %" G_GSIZE_FORMAT ": ",
-                          list_name, i + 1);
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "invalid rule name \"%s\": invalid character 0x%02x; "
+                       "only letters, digits, '-', '_' and '.' are allowed",
+                       name, (guint) (guchar) *c);
           return FALSE;
         }
-      g_ptr_array_add (patterns, normalize (list[i]));
+    }
+  if (strcmp (name, MOAT_POLICY_DEFAULT_RULE) == 0
+      || g_str_has_prefix (name, "policy.")
+      || g_str_has_prefix (name, "secret."))
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid rule name \"%s\": \"default\" and names "
+                   "starting with \"policy.\" or \"secret.\" are reserved "
+                   "for moat's built-in decisions; choose another name",
+                   name);
+      return FALSE;
     }
 
   return TRUE;
+}
+
+/**
+ * moat_port_range_parse:
+ * @text: "443" or "8000-8999"
+ * @first: (out): first port of the range
+ * @last: (out): last port of the range, equal to @first for one port
+ * @error: return location for a #GError
+ *
+ * Return: %TRUE if @text is a decimal port from 1 to 65535 or an ascending
+ *   range of two such ports, else %FALSE with a %MOAT_ERROR_CONFIG error
+ */
+gboolean
+moat_port_range_parse (const char *text, guint *first, guint *last,
+                       GError **error)
+{
+  g_auto (GStrv) parts = g_strsplit (text, "-", 3);
+  guint64 numbers[2] = { 0, 0 };
+  guint count = g_strv_length (parts);
+
+  if (count < 1 || count > 2)
+    goto invalid;
+  for (guint i = 0; i < count; i++)
+    {
+      if (!g_ascii_string_to_unsigned (parts[i], 10, 1, 65535, &numbers[i],
+                                       NULL))
+        goto invalid;
+    }
+  if (count == 1)
+    numbers[1] = numbers[0];
+  if (numbers[1] < numbers[0])
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid port range \"%s\": the first port is larger "
+                   "than the last", text);
+      return FALSE;
+    }
+
+  *first = (guint) numbers[0];
+  *last = (guint) numbers[1];
+  return TRUE;
+
+invalid:
+  g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+               "invalid port \"%s\": expected a port from 1 to 65535 "
+               "(\"443\") or a range (\"8000-8999\")", text);
+  return FALSE;
+}
+
+/* A token character of RFC 9110 section 5.6.2. */
+static gboolean
+is_token_char (char c)
+{
+  return g_ascii_isalnum (c) || (c != '\0' && strchr ("!#$%&'*+-.^_`|~", c)
+                                              != NULL);
+}
+
+/**
+ * moat_method_validate:
+ * @method: a request method from a rule
+ * @error: return location for a #GError
+ *
+ * Methods are case-sensitive (RFC 9110 section 9.1), so a lowercase letter
+ * is rejected: "get" would never match what clients send.
+ *
+ * Return: %TRUE if @method is a token without lowercase letters
+ */
+gboolean
+moat_method_validate (const char *method, GError **error)
+{
+  if (method[0] == '\0')
+    {
+      g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                           "invalid method \"\": expected a method such as "
+                           "GET");
+      return FALSE;
+    }
+  for (const char *c = method; *c != '\0'; c++)
+    {
+      if (g_ascii_islower (*c))
+        {
+          g_autofree char *upper = g_ascii_strup (method, -1);
+
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "invalid method \"%s\": methods are case-sensitive "
+                       "and clients send them in uppercase; write \"%s\"",
+                       method, upper);
+          return FALSE;
+        }
+      if (!is_token_char (*c))
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "invalid method \"%s\": invalid character 0x%02x",
+                       method, (guint) (guchar) *c);
+          return FALSE;
+        }
+    }
+
+  return TRUE;
+}
+
+/**
+ * moat_path_pattern_validate:
+ * @pattern: a path pattern from a rule
+ * @error: return location for a #GError
+ *
+ * A pattern starts with '/' and is compared with the normalised path (see
+ * moat_path_normalize()), so it may not contain what normalisation
+ * removes: empty segments, "." and ".." segments, a query ('?') or '%'.
+ * "*" matches within one segment and "**" across segments; three stars in
+ * a row are rejected.
+ *
+ * Return: %TRUE if @pattern is valid, else %FALSE with a %MOAT_ERROR_CONFIG
+ *   error
+ */
+gboolean
+moat_path_pattern_validate (const char *pattern, GError **error)
+{
+  const char *why = NULL;
+  g_auto (GStrv) segments = NULL;
+
+  if (pattern[0] != '/')
+    why = "a path pattern starts with '/'";
+  else if (strlen (pattern) > MOAT_HTTP_REQUEST_LINE_MAX)
+    why = "longer than a request line may be";
+  else if (strstr (pattern, "***") != NULL)
+    why = "\"***\" has no meaning: use \"*\" within a segment or \"**\" "
+          "across segments";
+  else if (strpbrk (pattern, "?#%") != NULL)
+    why = "'?', '#' and '%' are not allowed: patterns match the decoded "
+          "path without the query";
+
+  for (const char *c = pattern; why == NULL && *c != '\0'; c++)
+    {
+      if ((guchar) *c <= 0x20 || (guchar) *c >= 0x7f)
+        why = "only visible ASCII characters are allowed";
+    }
+
+  if (why == NULL)
+    {
+      /* Normalised paths have no such segments, so a pattern with them
+       * could never match. The last segment may be empty ("/repos/"). */
+      segments = g_strsplit (pattern + 1, "/", -1);
+      for (guint i = 0; why == NULL && segments[i] != NULL; i++)
+        {
+          gboolean last = segments[i + 1] == NULL;
+
+          if ((segments[i][0] == '\0' && !last)
+              || strcmp (segments[i], ".") == 0
+              || strcmp (segments[i], "..") == 0)
+            why = "empty, \".\" and \"..\" segments never match, because "
+                  "paths are normalised before matching";
+        }
+    }
+
+  if (why != NULL)
+    {
+      g_autofree char *escaped = g_strescape (pattern, NULL);
+
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "invalid path pattern \"%s\": %s", escaped, why);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+/**
+ * moat_path_pattern_match:
+ * @pattern: a valid path pattern
+ * @normalized_path: a path from moat_path_normalize()
+ *
+ * Matches with a table of pattern prefixes against path prefixes, one path
+ * byte at a time: O(pattern × path) time, O(pattern) memory, no
+ * backtracking and no recursion.
+ *
+ * Return: %TRUE if the whole path matches the whole pattern
+ */
+gboolean
+moat_path_pattern_match (const char *pattern, const char *normalized_path)
+{
+  /* Pattern tokens: a byte, or STAR ("*") or GLOBSTAR ("**"). */
+  enum { STAR = 256, GLOBSTAR = 257 };
+  g_autoptr (GArray) tokens = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autofree gboolean *previous = NULL;
+  g_autofree gboolean *current = NULL;
+  gboolean *swap;
+  guint count;
+
+  for (const char *p = pattern; *p != '\0'; p++)
+    {
+      guint token = (guchar) *p;
+
+      if (*p == '*' && p[1] == '*')
+        {
+          token = GLOBSTAR;
+          p++;
+        }
+      else if (*p == '*')
+        token = STAR;
+      g_array_append_val (tokens, token);
+    }
+  count = tokens->len;
+
+  /* previous[j]: the first j tokens match the path bytes read so far. */
+  previous = g_new0 (gboolean, count + 1);
+  current = g_new0 (gboolean, count + 1);
+  previous[0] = TRUE;
+  for (guint j = 1; j <= count; j++)
+    previous[j] = previous[j - 1]
+                  && g_array_index (tokens, guint, j - 1) >= STAR;
+
+  for (const char *c = normalized_path; *c != '\0'; c++)
+    {
+      gboolean any = FALSE;
+
+      current[0] = FALSE;
+      for (guint j = 1; j <= count; j++)
+        {
+          guint token = g_array_index (tokens, guint, j - 1);
+
+          if (token == GLOBSTAR)
+            current[j] = current[j - 1] || previous[j];
+          else if (token == STAR)
+            current[j] = current[j - 1] || (previous[j] && *c != '/');
+          else
+            current[j] = previous[j - 1] && token == (guchar) *c;
+          any |= current[j];
+        }
+      if (!any)
+        return FALSE;
+
+      swap = previous;
+      previous = current;
+      current = swap;
+    }
+
+  return previous[count];
+}
+
+static int
+hex_value (char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
+  return -1;
+}
+
+/**
+ * moat_path_normalize:
+ * @target: an origin-form request target ("/a/b?q"), as sent
+ * @error: return location for a #GError
+ *
+ * Removes the query, decodes every percent-encoded byte (RFC 3986 section
+ * 2.1), then removes dot segments (RFC 3986 section 5.2.4) and empty
+ * segments. Decoding comes first, so "%2e%2e" and "%2F" cannot hide a
+ * ".." or a segment boundary from a rule. A ".." at the root stays at the
+ * root. A trailing '/' is kept.
+ *
+ * Return: (transfer full): the normalised path, or %NULL with a
+ *   %MOAT_ERROR_PROTOCOL error when @target does not start with '/', has
+ *   an invalid percent-encoding, or decodes to a NUL byte
+ */
+char *
+moat_path_normalize (const char *target, GError **error)
+{
+  g_autoptr (GString) decoded = g_string_new (NULL);
+  g_autoptr (GPtrArray) segments = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GString) path = g_string_new ("/");
+  const char *end = target + strcspn (target, "?#");
+  gboolean trailing_slash = FALSE;
+  const char *p;
+  char byte;
+
+  if (target[0] != '/')
+    {
+      g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
+                           "the path does not start with '/'");
+      return NULL;
+    }
+
+  for (p = target; p < end; p++)
+    {
+      if (*p != '%')
+        {
+          g_string_append_c (decoded, *p);
+          continue;
+        }
+      if (end - p < 3 || hex_value (p[1]) < 0 || hex_value (p[2]) < 0)
+        {
+          g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
+                               "the path has a '%' that is not followed by "
+                               "two hexadecimal digits");
+          return NULL;
+        }
+      byte = (char) (hex_value (p[1]) * 16 + hex_value (p[2]));
+      if (byte == '\0')
+        {
+          g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
+                               "the path contains an encoded NUL byte "
+                               "(%00)");
+          return NULL;
+        }
+      g_string_append_c (decoded, byte);
+      p += 2;
+    }
+
+  /* Walk the segments after the leading '/'. */
+  p = decoded->str + 1;
+  for (;;)
+    {
+      const char *slash = strchr (p, '/');
+      gsize length = slash != NULL ? (gsize) (slash - p) : strlen (p);
+      gboolean last = slash == NULL;
+
+      if (length == 0 || (length == 1 && p[0] == '.'))
+        trailing_slash = last;
+      else if (length == 2 && p[0] == '.' && p[1] == '.')
+        {
+          if (segments->len > 0)
+            g_ptr_array_remove_index (segments, segments->len - 1);
+          trailing_slash = last;
+        }
+      else
+        {
+          g_ptr_array_add (segments, g_strndup (p, length));
+          trailing_slash = FALSE;
+        }
+      if (last)
+        break;
+      p = slash + 1;
+    }
+
+  for (guint i = 0; i < segments->len; i++)
+    {
+      if (i > 0)
+        g_string_append_c (path, '/');
+      g_string_append (path, g_ptr_array_index (segments, i));
+    }
+  if (trailing_slash && segments->len > 0)
+    g_string_append_c (path, '/');
+
+  return g_string_free (g_steal_pointer (&path), FALSE);
+}
+
+/* Rules and policies */
+
+typedef struct {
+  guint first;
+  guint last;
+} PortRange;
+
+/**
+ * Rule:
+ * @name: the rule's name
+ * @action: allow or deny
+ * @hosts: (nullable): lowercase host patterns without a trailing dot;
+ *   %NULL matches any host
+ * @ports: (nullable) (element-type PortRange): %NULL matches any port
+ * @methods: (nullable): %NULL matches any method
+ * @paths: (nullable): path patterns; %NULL matches any path
+ */
+typedef struct {
+  char *name;
+  MoatRuleAction action;
+  GPtrArray *hosts;
+  GArray *ports;
+  GStrv methods;
+  GStrv paths;
+} Rule;
+
+/**
+ * MoatPolicy:
+ * @ref_count: references; requests in flight keep the policy they started
+ *   with while a reload installs a new one
+ * @mode: enforce or report
+ * @rules: (element-type Rule): the "[rule NAME]" groups in file order, then
+ *   the [policy] deny and allow shorthands
+ */
+struct MoatPolicy {
+  gatomicrefcount ref_count;
+  MoatPolicyMode mode;
+  GPtrArray *rules;
+};
+
+MoatRuleSpec *
+moat_rule_spec_new (const char *name)
+{
+  MoatRuleSpec *spec = g_new0 (MoatRuleSpec, 1);
+
+  spec->name = g_strdup (name);
+  return spec;
+}
+
+void
+moat_rule_spec_free (MoatRuleSpec *spec)
+{
+  if (spec == NULL)
+    return;
+  g_free (spec->name);
+  g_strfreev (spec->hosts);
+  g_strfreev (spec->ports);
+  g_strfreev (spec->methods);
+  g_strfreev (spec->paths);
+  g_free (spec);
+}
+
+static void
+rule_free (Rule *rule)
+{
+  if (rule == NULL)
+    return;
+  g_free (rule->name);
+  g_clear_pointer (&rule->hosts, g_ptr_array_unref);
+  g_clear_pointer (&rule->ports, g_array_unref);
+  g_strfreev (rule->methods);
+  g_strfreev (rule->paths);
+  g_free (rule);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Rule, rule_free)
+
+/* Compiles @spec. Errors name the rule and the first invalid value. */
+static Rule *
+rule_compile (const MoatRuleSpec *spec, gboolean check_name, GError **error)
+{
+  g_autoptr (Rule) rule = g_new0 (Rule, 1);
+
+  if (check_name && !moat_rule_name_validate (spec->name, error))
+    return NULL;
+  rule->name = g_strdup (spec->name);
+  rule->action = spec->action;
+
+  if (spec->hosts != NULL)
+    {
+      rule->hosts = g_ptr_array_new_with_free_func (g_free);
+      for (guint i = 0; spec->hosts[i] != NULL; i++)
+        {
+          if (!moat_host_pattern_validate (spec->hosts[i], error))
+            goto invalid;
+          g_ptr_array_add (rule->hosts, normalize (spec->hosts[i]));
+        }
+    }
+  if (spec->ports != NULL)
+    {
+      rule->ports = g_array_new (FALSE, FALSE, sizeof (PortRange));
+      for (guint i = 0; spec->ports[i] != NULL; i++)
+        {
+          PortRange range;
+
+          if (!moat_port_range_parse (spec->ports[i], &range.first,
+                                      &range.last, error))
+            goto invalid;
+          g_array_append_val (rule->ports, range);
+        }
+    }
+  if (spec->methods != NULL)
+    {
+      for (guint i = 0; spec->methods[i] != NULL; i++)
+        {
+          if (!moat_method_validate (spec->methods[i], error))
+            goto invalid;
+        }
+      rule->methods = g_strdupv (spec->methods);
+    }
+  if (spec->paths != NULL)
+    {
+      for (guint i = 0; spec->paths[i] != NULL; i++)
+        {
+          if (!moat_path_pattern_validate (spec->paths[i], error))
+            goto invalid;
+        }
+      rule->paths = g_strdupv (spec->paths);
+    }
+
+  return g_steal_pointer (&rule);
+
+invalid:
+  g_prefix_error (error, "rule \"%s\": ", spec->name);
+  return NULL;
+}
+
+/* Adds the [policy] allow or deny list as a host-only rule. */
+static gboolean
+add_host_rule (MoatPolicy *policy, const char *const *patterns,
+               const char *name, MoatRuleAction action, GError **error)
+{
+  g_autoptr (Rule) rule = g_new0 (Rule, 1);
+
+  rule->name = g_strdup (name);
+  rule->action = action;
+  rule->hosts = g_ptr_array_new_with_free_func (g_free);
+  for (gsize i = 0; patterns != NULL && patterns[i] != NULL; i++)
+    {
+      if (!moat_host_pattern_validate (patterns[i], error))
+        {
+          g_prefix_error (error, "%s pattern %" G_GSIZE_FORMAT ": ",
+                          action == MOAT_RULE_ALLOW ? "allow" : "deny",
+                          i + 1);
+          return FALSE;
+        }
+      g_ptr_array_add (rule->hosts, normalize (patterns[i]));
+    }
+
+  /* An empty list matches no host, so the rule would never decide. */
+  if (rule->hosts->len > 0)
+    g_ptr_array_add (policy->rules, g_steal_pointer (&rule));
+  return TRUE;
+}
+
+/**
+ * moat_policy_new_full:
+ * @allow: (nullable): [policy] allow host patterns, %NULL-terminated
+ * @deny: (nullable): [policy] deny host patterns, %NULL-terminated
+ * @rules: (nullable) (element-type MoatRuleSpec): the "[rule NAME]" groups
+ * @mode: enforce or report
+ * @error: return location for a #GError
+ *
+ * Builds a policy that allows a request when at least one allow rule
+ * matches it and no deny rule does. @allow and @deny become the host-only
+ * rules "policy.allow" and "policy.deny", checked after @rules.
+ *
+ * Return: (transfer full): the policy with one reference, or %NULL with a
+ *   %MOAT_ERROR_CONFIG error naming the rule and the first invalid value
+ */
+MoatPolicy *
+moat_policy_new_full (const char *const *allow, const char *const *deny,
+                      const GPtrArray *rules, MoatPolicyMode mode,
+                      GError **error)
+{
+  g_autoptr (MoatPolicy) policy = g_new0 (MoatPolicy, 1);
+  g_autoptr (GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
+
+  g_atomic_ref_count_init (&policy->ref_count);
+  policy->mode = mode;
+  policy->rules = g_ptr_array_new_with_free_func ((GDestroyNotify) rule_free);
+
+  for (guint i = 0; rules != NULL && i < rules->len; i++)
+    {
+      const MoatRuleSpec *spec = g_ptr_array_index (rules, i);
+      Rule *rule = rule_compile (spec, TRUE, error);
+
+      if (rule == NULL)
+        return NULL;
+      g_ptr_array_add (policy->rules, rule);
+      if (!g_hash_table_add (names, rule->name))
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "rule \"%s\" is defined twice: give each rule its "
+                       "own name", rule->name);
+          return NULL;
+        }
+    }
+
+  if (!add_host_rule (policy, deny, MOAT_POLICY_DENY_RULE, MOAT_RULE_DENY,
+                      error)
+      || !add_host_rule (policy, allow, MOAT_POLICY_ALLOW_RULE,
+                         MOAT_RULE_ALLOW, error))
+    return NULL;
+
+  return g_steal_pointer (&policy);
 }
 
 /**
@@ -372,8 +959,9 @@ add_patterns (GPtrArray *patterns, const char *const *list,
  * @deny: (nullable): %NULL-terminated deny patterns
  * @error: return location for a #GError
  *
- * Builds a policy that allows a host when it matches an allow pattern and
- * no deny pattern. An empty or %NULL @allow denies every host.
+ * Builds an enforcing policy from host patterns only, as
+ * moat_policy_new_full() does without rules. An empty or %NULL @allow
+ * denies every host.
  *
  * Return: (transfer full): the policy, or %NULL with a %MOAT_ERROR_CONFIG
  *   error naming the first invalid pattern
@@ -382,27 +970,49 @@ MoatPolicy *
 moat_policy_new (const char *const *allow, const char *const *deny,
                  GError **error)
 {
-  g_autoptr (MoatPolicy) policy = g_new0 (MoatPolicy, 1);
+  return moat_policy_new_full (allow, deny, NULL, MOAT_POLICY_MODE_ENFORCE,
+                               error);
+}
 
-  policy->allow = g_ptr_array_new_with_free_func (g_free);
-  policy->deny = g_ptr_array_new_with_free_func (g_free);
+MoatPolicy *
+moat_policy_ref (MoatPolicy *policy)
+{
+  g_return_val_if_fail (policy != NULL, NULL);
 
-  if (!add_patterns (policy->allow, allow, "allow", error)
-      || !add_patterns (policy->deny, deny, "deny", error))
-    return NULL;
-
-  return g_steal_pointer (&policy);
+  g_atomic_ref_count_inc (&policy->ref_count);
+  return policy;
 }
 
 void
-moat_policy_free (MoatPolicy *policy)
+moat_policy_unref (MoatPolicy *policy)
 {
   if (policy == NULL)
     return;
+  if (!g_atomic_ref_count_dec (&policy->ref_count))
+    return;
 
-  g_clear_pointer (&policy->allow, g_ptr_array_unref);
-  g_clear_pointer (&policy->deny, g_ptr_array_unref);
+  g_clear_pointer (&policy->rules, g_ptr_array_unref);
   g_free (policy);
+}
+
+/* Drops one reference, as moat_policy_unref() does. */
+void
+moat_policy_free (MoatPolicy *policy)
+{
+  moat_policy_unref (policy);
+}
+
+MoatPolicyMode
+moat_policy_get_mode (const MoatPolicy *policy)
+{
+  return policy->mode;
+}
+
+/* Returns the number of rules, the [policy] shorthands included. */
+guint
+moat_policy_get_rule_count (const MoatPolicy *policy)
+{
+  return policy->rules->len;
 }
 
 /* Returns the first pattern in @patterns that @host matches, or NULL. */
@@ -420,31 +1030,44 @@ find_match (const GPtrArray *patterns, const char *host, gsize host_length)
   return NULL;
 }
 
+static gboolean
+is_host_only (const Rule *rule)
+{
+  return rule->ports == NULL && rule->methods == NULL && rule->paths == NULL;
+}
+
+/* Sets the reason of a host-level decision by @rule through @pattern. */
+static char *
+describe_host_match (const Rule *rule, const char *host, const char *pattern)
+{
+  const char *action = rule->action == MOAT_RULE_ALLOW ? "allow" : "deny";
+
+  if (strcmp (rule->name, MOAT_POLICY_ALLOW_RULE) == 0
+      || strcmp (rule->name, MOAT_POLICY_DENY_RULE) == 0)
+    return g_strdup_printf ("host \"%s\" matches %s pattern \"%s\"", host,
+                            action, pattern);
+  if (pattern == NULL)
+    return g_strdup_printf ("host \"%s\" may match %s rule \"%s\", which "
+                            "has no hosts", host, action, rule->name);
+  return g_strdup_printf ("host \"%s\" matches %s rule \"%s\" (host "
+                          "pattern \"%s\")", host, action, rule->name,
+                          pattern);
+}
+
 /**
- * moat_policy_allows_host:
- * @policy: the policy
- * @host: host name from DNS, SNI or a Host header
- * @reason: (out) (optional): newly allocated reason for the decision, for
- *   the audit log
+ * check_host:
+ * @host: host name from the guest
+ * @host_lower: (out) (transfer full): @host in lowercase without one
+ *   trailing dot
+ * @reason: (out) (optional): why @host is invalid
  *
- * Decides whether requests to @host may go upstream. A deny match wins over
- * an allow match, and a host that matches no allow pattern is denied. A
- * @host that is not a valid host name (empty, "*", characters outside
- * letters, digits, '-', '_' and '.') is denied regardless of the patterns.
- *
- * Return: %TRUE if @host is allowed
+ * Return: %TRUE if @host is a valid host name
  */
-gboolean
-moat_policy_allows_host (const MoatPolicy *policy, const char *host,
-                         char **reason)
+static gboolean
+check_host (const char *host, char **host_lower, char **reason)
 {
   g_autoptr (GError) local_error = NULL;
-  g_autofree char *host_lower = NULL;
   gsize host_length;
-  const char *pattern;
-
-  g_return_val_if_fail (policy != NULL, FALSE);
-  g_return_val_if_fail (host != NULL, FALSE);
 
   strip_trailing_dot (host, &host_length);
   if (!check_name (host, host_length, FALSE, &local_error))
@@ -460,28 +1083,253 @@ moat_policy_allows_host (const MoatPolicy *policy, const char *host,
       return FALSE;
     }
 
-  host_lower = normalize (host);
+  *host_lower = normalize (host);
+  return TRUE;
+}
+
+/**
+ * moat_policy_allows_host:
+ * @policy: the policy
+ * @host: host name from DNS, SNI or a Host header
+ * @reason: (out) (optional): newly allocated reason for the decision, for
+ *   the audit log
+ *
+ * Decides whether some request to @host may be allowed, for DNS answers:
+ * @host is allowed when an allow rule matches it (a rule without hosts
+ * matches every host) and no deny rule that looks only at hosts does. A
+ * deny rule with ports, methods or paths denies only some requests, so it
+ * does not deny the name. A @host that is not a valid host name (empty,
+ * "*", characters outside letters, digits, '-', '_' and '.') is denied.
+ *
+ * Return: %TRUE if @host is allowed
+ */
+gboolean
+moat_policy_allows_host (const MoatPolicy *policy, const char *host,
+                         char **reason)
+{
+  g_autofree char *host_lower = NULL;
+  gsize host_length;
+
+  g_return_val_if_fail (policy != NULL, FALSE);
+  g_return_val_if_fail (host != NULL, FALSE);
+
+  if (!check_host (host, &host_lower, reason))
+    return FALSE;
   host_length = strlen (host_lower);
 
-  pattern = find_match (policy->deny, host_lower, host_length);
-  if (pattern != NULL)
+  for (guint i = 0; i < policy->rules->len; i++)
     {
-      if (reason != NULL)
-        *reason = g_strdup_printf ("host \"%s\" matches deny pattern \"%s\"",
-                                   host, pattern);
-      return FALSE;
+      const Rule *rule = g_ptr_array_index (policy->rules, i);
+      const char *pattern;
+
+      if (rule->action != MOAT_RULE_DENY || !is_host_only (rule)
+          || rule->hosts == NULL)
+        continue;
+      pattern = find_match (rule->hosts, host_lower, host_length);
+      if (pattern != NULL)
+        {
+          if (reason != NULL)
+            *reason = describe_host_match (rule, host, pattern);
+          return FALSE;
+        }
     }
 
-  pattern = find_match (policy->allow, host_lower, host_length);
-  if (pattern != NULL)
+  for (guint i = 0; i < policy->rules->len; i++)
     {
+      const Rule *rule = g_ptr_array_index (policy->rules, i);
+      const char *pattern = NULL;
+
+      if (rule->action != MOAT_RULE_ALLOW)
+        continue;
+      if (rule->hosts != NULL)
+        {
+          pattern = find_match (rule->hosts, host_lower, host_length);
+          if (pattern == NULL)
+            continue;
+        }
       if (reason != NULL)
-        *reason = g_strdup_printf ("host \"%s\" matches allow pattern \"%s\"",
-                                   host, pattern);
+        *reason = describe_host_match (rule, host, pattern);
       return TRUE;
     }
 
   if (reason != NULL)
-    *reason = g_strdup_printf ("host \"%s\" matches no allow pattern", host);
+    *reason = g_strdup_printf ("host \"%s\" matches no allow pattern or "
+                               "rule", host);
   return FALSE;
+}
+
+/* The request, checked and normalised once for all rules. */
+typedef struct {
+  const MoatPolicyRequest *request;
+  const char *host;
+  gsize host_length;
+  const char *path;
+} Subject;
+
+/* Returns whether @rule matches; @pattern is set to the host pattern that
+ * matched, or NULL when the rule has no hosts. */
+static gboolean
+rule_matches (const Rule *rule, const Subject *subject, const char **pattern)
+{
+  gboolean found;
+
+  *pattern = NULL;
+  if (rule->hosts != NULL)
+    {
+      *pattern = find_match (rule->hosts, subject->host, subject->host_length);
+      if (*pattern == NULL)
+        return FALSE;
+    }
+
+  if (rule->ports != NULL)
+    {
+      found = FALSE;
+      for (guint i = 0; i < rule->ports->len && !found; i++)
+        {
+          const PortRange *range = &g_array_index (rule->ports, PortRange, i);
+
+          found = subject->request->port >= range->first
+                  && subject->request->port <= range->last;
+        }
+      if (!found)
+        return FALSE;
+    }
+
+  if (rule->methods != NULL
+      && !g_strv_contains ((const char *const *) rule->methods,
+                           subject->request->method))
+    return FALSE;
+
+  if (rule->paths != NULL)
+    {
+      found = FALSE;
+      for (guint i = 0; rule->paths[i] != NULL && !found; i++)
+        found = moat_path_pattern_match (rule->paths[i], subject->path);
+      if (!found)
+        return FALSE;
+    }
+
+  return TRUE;
+}
+
+static void
+decision_set (MoatPolicyDecision *decision, gboolean allowed,
+              const char *rule, char *reason)
+{
+  decision->allowed = allowed;
+  decision->rule = g_strdup (rule);
+  decision->reason = reason;
+}
+
+/**
+ * moat_policy_decide:
+ * @policy: the policy
+ * @request: the request
+ * @decision: (out caller-allocates): the decision; free its fields with
+ *   moat_policy_decision_clear()
+ *
+ * Decides one request as the enforce mode does, whatever the policy's
+ * mode: the first matching deny rule denies, otherwise the first matching
+ * allow rule allows, otherwise the request is denied by "default". The
+ * path is normalised with moat_path_normalize() first; a host or path that
+ * cannot be checked is denied by "default".
+ *
+ * Return: @decision->allowed
+ */
+gboolean
+moat_policy_decide (const MoatPolicy *policy,
+                    const MoatPolicyRequest *request,
+                    MoatPolicyDecision *decision)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *host_lower = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *escaped_path = NULL;
+  g_autofree char *what = NULL;
+  g_autofree char *invalid = NULL;
+  const Rule *allow_rule = NULL;
+  const char *allow_pattern = NULL;
+  Subject subject;
+
+  g_return_val_if_fail (policy != NULL, FALSE);
+  g_return_val_if_fail (request != NULL && request->host != NULL
+                        && request->method != NULL
+                        && request->path != NULL, FALSE);
+  g_return_val_if_fail (decision != NULL, FALSE);
+
+  memset (decision, 0, sizeof *decision);
+  if (!check_host (request->host, &host_lower, &invalid))
+    {
+      decision_set (decision, FALSE, MOAT_POLICY_DEFAULT_RULE,
+                    g_steal_pointer (&invalid));
+      return FALSE;
+    }
+
+  path = moat_path_normalize (request->path, &local_error);
+  if (path == NULL)
+    {
+      g_autofree char *escaped = g_strescape (request->path, NULL);
+
+      decision_set (decision, FALSE, MOAT_POLICY_DEFAULT_RULE,
+                    g_strdup_printf ("path \"%s\" cannot be checked: %s",
+                                     escaped, local_error->message));
+      return FALSE;
+    }
+
+  subject.request = request;
+  subject.host = host_lower;
+  subject.host_length = strlen (host_lower);
+  subject.path = path;
+  /* The path comes from the guest: escape it for log readers. */
+  escaped_path = g_strescape (path, NULL);
+  what = g_strdup_printf ("%s %s:%u%s", request->method, host_lower,
+                          request->port, escaped_path);
+
+  for (guint i = 0; i < policy->rules->len; i++)
+    {
+      const Rule *rule = g_ptr_array_index (policy->rules, i);
+      const char *pattern;
+
+      if (!rule_matches (rule, &subject, &pattern))
+        continue;
+      if (rule->action == MOAT_RULE_DENY)
+        {
+          char *reason = pattern != NULL
+            ? g_strdup_printf ("%s matches deny rule \"%s\" (host pattern "
+                               "\"%s\")", what, rule->name, pattern)
+            : g_strdup_printf ("%s matches deny rule \"%s\"", what,
+                               rule->name);
+
+          decision_set (decision, FALSE, rule->name, reason);
+          return FALSE;
+        }
+      if (allow_rule == NULL)
+        {
+          allow_rule = rule;
+          allow_pattern = pattern;
+        }
+    }
+
+  if (allow_rule != NULL)
+    {
+      char *reason = allow_pattern != NULL
+        ? g_strdup_printf ("%s matches allow rule \"%s\" (host pattern "
+                           "\"%s\")", what, allow_rule->name, allow_pattern)
+        : g_strdup_printf ("%s matches allow rule \"%s\"", what,
+                           allow_rule->name);
+
+      decision_set (decision, TRUE, allow_rule->name, reason);
+      return TRUE;
+    }
+
+  decision_set (decision, FALSE, MOAT_POLICY_DEFAULT_RULE,
+                g_strdup_printf ("%s matches no allow rule", what));
+  return FALSE;
+}
+
+void
+moat_policy_decision_clear (MoatPolicyDecision *decision)
+{
+  g_clear_pointer (&decision->rule, g_free);
+  g_clear_pointer (&decision->reason, g_free);
 }

@@ -167,8 +167,72 @@ typedef struct {
 static const InvalidCase invalid_cases[] = {
   /* Structure */
   { "unknown group", "[moat]\nmtu = 1500\n[polcy]\nallow = a.example\n",
-    "vm.ini:3: unknown group [polcy]: expected [moat], [policy], [tls] or "
-    "[upstream]" },
+    "vm.ini:3: unknown group [polcy]: expected [moat], [policy], [tls], "
+    "[upstream], [rule NAME] or [secret NAME]" },
+  /* Rule and secret groups */
+  { "rule without action", "[moat]\nmtu = 1500\n[rule r1]\nhosts = a.example\n",
+    "vm.ini:3: [rule r1]: missing key \"action\"" },
+  { "rule with an invalid action", "[rule r1]\naction = permit\n",
+    "vm.ini:2: [rule r1] action: invalid value \"permit\": expected "
+    "\"allow\" or \"deny\"" },
+  { "rule with an unknown key", "[rule r1]\naction = allow\nhost = a.example\n",
+    "vm.ini:3: [rule r1] host: unknown key; [rule r1] accepts hosts, ports, "
+    "methods, paths, action" },
+  { "rule with an invalid host pattern",
+    "[rule r1]\naction = allow\nhosts = a.example;*.*.example\n",
+    "vm.ini:3: [rule r1] hosts: invalid host pattern \"*.*.example\"" },
+  { "rule with port 0", "[rule r1]\naction = allow\nports = 0\n",
+    "vm.ini:3: [rule r1] ports: invalid port \"0\"" },
+  { "rule with a reversed port range", "[rule r1]\naction = allow\nports = 90-80\n",
+    "vm.ini:3: [rule r1] ports: invalid port range \"90-80\": the first "
+    "port is larger than the last" },
+  { "rule with a lowercase method", "[rule r1]\naction = allow\nmethods = GET;post\n",
+    "vm.ini:3: [rule r1] methods: invalid method \"post\": methods are "
+    "case-sensitive and clients send them in uppercase; write \"POST\"" },
+  { "rule with a relative path", "[rule r1]\naction = allow\npaths = repos/*\n",
+    "vm.ini:3: [rule r1] paths: invalid path pattern \"repos/*\": a path "
+    "pattern starts with '/'" },
+  { "rule with a dot segment in a path", "[rule r1]\naction = allow\npaths = /a/../b\n",
+    "[rule r1] paths: invalid path pattern \"/a/../b\": empty, \".\" and "
+    "\"..\" segments never match" },
+  { "rule with a query in a path", "[rule r1]\naction = allow\npaths = /a?b=1\n",
+    "'?', '#' and '%' are not allowed" },
+  { "rule with an empty list", "[rule r1]\naction = allow\nmethods =\n",
+    "vm.ini:3: [rule r1] methods: missing value: give at least one element, "
+    "or remove the key to match anything" },
+  { "rule with a reserved name", "[rule policy.allow]\naction = allow\n",
+    "vm.ini:1: [rule policy.allow]: invalid rule name \"policy.allow\": "
+    "\"default\" and names starting with \"policy.\" or \"secret.\" are "
+    "reserved" },
+  { "rule with an invalid name", "[rule a/b]\naction = allow\n",
+    "vm.ini:1: [rule a/b]: invalid rule name \"a/b\": invalid character "
+    "0x2f" },
+  { "rule group with two spaces", "[rule  r1]\naction = allow\n",
+    "vm.ini:1: invalid group line \"[rule  r1]\": write one space between "
+    "\"rule\" and the name, as in [rule r1]" },
+  { "rule group without a name", "[rule]\naction = allow\n",
+    "vm.ini:1: unknown group [rule]" },
+  { "rule defined twice", "[rule r1]\naction = allow\n[rule r1]\naction = deny\n",
+    "vm.ini:3: duplicate group [rule r1], first started on line 1" },
+  { "rule with a repeated key", "[rule r1]\naction = allow\naction = deny\n",
+    "vm.ini:3: [rule r1] action: duplicate key, first set on line 2" },
+  { "invalid policy mode", "[policy]\nmode = audit\n",
+    "vm.ini:2: [policy] mode: invalid value \"audit\": expected \"enforce\" "
+    "or \"report\"" },
+  { "secret without value", "[secret s1]\nhosts = a.example\n",
+    "vm.ini:1: [secret s1]: give exactly one of \"value-env\"" },
+  { "secret with two values",
+    "[secret s1]\nvalue-env = A\nvalue-file = /a\nhosts = a.example\n",
+    "vm.ini:1: [secret s1]: give exactly one of \"value-env\"" },
+  { "secret without hosts", "[secret s1]\nvalue-env = A\n",
+    "vm.ini:1: [secret s1]: missing key \"hosts\"" },
+  { "secret with an invalid variable", "[secret s1]\nvalue-env = 1A\nhosts = a.example\n",
+    "vm.ini:2: [secret s1] value-env: invalid value \"1A\": expected the name "
+    "of an environment variable" },
+  { "secret with an invalid name", "[secret s.1]\nvalue-env = A\nhosts = a.example\n",
+    "vm.ini:1: [secret s.1]: invalid secret name \"s.1\"" },
+  { "secret with a wildcard-only host", "[secret s1]\nvalue-env = A\nhosts = *\n",
+    "vm.ini:3: [secret s1] hosts: invalid host pattern \"*\"" },
   { "unknown key", "[moat]\nsockt = /run/vm.sock\n",
     "vm.ini:2: [moat] sockt: unknown key; [moat] accepts socket, audit, mtu" },
   { "key in the wrong group", "[tls]\nsocket = /run/vm.sock\n",
@@ -336,6 +400,99 @@ test_load_invalid (void)
         g_test_fail_printf ("%s: error \"%s\" lacks \"%s\"", c->description,
                             error->message, c->message);
     }
+}
+
+static void
+test_load_rules (void)
+{
+  const char *data =
+    "[policy]\n"
+    "allow = a.example\n"
+    "mode = report\n"
+    "[rule github-read]\n"
+    "hosts = api.github.com;*.githubusercontent.com\n"
+    "ports = 443;8000-8999\n"
+    "methods = GET;HEAD\n"
+    "paths = /repos/*;/user\n"
+    "action = allow\n"
+    "[moat]\n"
+    "placeholders-out = placeholders.env\n"
+    "[rule no-uploads]\n"
+    "methods = POST\n"
+    "action = deny\n"
+    "[secret openai]\n"
+    "value-env = OPENAI_API_KEY\n"
+    "hosts = api.openai.com\n"
+    "[secret token]\n"
+    "value-file = token.txt\n"
+    "hosts = *.example.com;b.example\n";
+  g_autoptr (MoatConfig) config = moat_config_new ();
+  g_autoptr (GError) error = NULL;
+  const MoatRuleSpec *rule;
+  const MoatSecretSpec *secret;
+
+  g_assert_true (moat_config_load_data (config, data, strlen (data),
+                                        "/etc/moat/vm.ini", &error));
+  g_assert_no_error (error);
+
+  g_assert_cmpint (config->policy_mode, ==, MOAT_POLICY_MODE_REPORT);
+  g_assert_cmpstr (config->placeholders_out, ==,
+                   "/etc/moat/placeholders.env");
+  g_assert_cmpuint (config->rules->len, ==, 2);
+
+  rule = g_ptr_array_index (config->rules, 0);
+  g_assert_cmpstr (rule->name, ==, "github-read");
+  g_assert_cmpint (rule->action, ==, MOAT_RULE_ALLOW);
+  g_assert_cmpuint (g_strv_length (rule->hosts), ==, 2);
+  g_assert_cmpstr (rule->hosts[1], ==, "*.githubusercontent.com");
+  g_assert_cmpstr (rule->ports[1], ==, "8000-8999");
+  g_assert_cmpstr (rule->methods[0], ==, "GET");
+  g_assert_cmpstr (rule->paths[0], ==, "/repos/*");
+
+  rule = g_ptr_array_index (config->rules, 1);
+  g_assert_cmpstr (rule->name, ==, "no-uploads");
+  g_assert_cmpint (rule->action, ==, MOAT_RULE_DENY);
+  g_assert_null (rule->hosts);
+  g_assert_null (rule->ports);
+  g_assert_null (rule->paths);
+
+  g_assert_cmpuint (config->secrets->len, ==, 2);
+  secret = g_ptr_array_index (config->secrets, 0);
+  g_assert_cmpstr (secret->name, ==, "openai");
+  g_assert_cmpstr (secret->value_env, ==, "OPENAI_API_KEY");
+  g_assert_null (secret->value_file);
+  g_assert_cmpstr (secret->hosts[0], ==, "api.openai.com");
+  secret = g_ptr_array_index (config->secrets, 1);
+  g_assert_cmpstr (secret->value_file, ==, "/etc/moat/token.txt");
+  g_assert_cmpuint (g_strv_length (secret->hosts), ==, 2);
+}
+
+static void
+test_build_policy (void)
+{
+  const char *data =
+    "[policy]\nallow = a.example\n"
+    "[rule no-post]\nmethods = POST\naction = deny\n";
+  g_autoptr (MoatConfig) config = moat_config_new ();
+  g_autoptr (MoatPolicy) policy = NULL;
+  g_autoptr (GError) error = NULL;
+  MoatPolicyRequest get = { "a.example", 80, "GET", "/x" };
+  MoatPolicyRequest post = { "a.example", 80, "POST", "/x" };
+  MoatPolicyDecision decision;
+
+  g_assert_true (moat_config_load_data (config, data, strlen (data),
+                                        "vm.ini", &error));
+  policy = moat_config_build_policy (config, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (moat_policy_get_mode (policy), ==,
+                   MOAT_POLICY_MODE_ENFORCE);
+
+  g_assert_true (moat_policy_decide (policy, &get, &decision));
+  g_assert_cmpstr (decision.rule, ==, "policy.allow");
+  moat_policy_decision_clear (&decision);
+  g_assert_false (moat_policy_decide (policy, &post, &decision));
+  g_assert_cmpstr (decision.rule, ==, "no-post");
+  moat_policy_decision_clear (&decision);
 }
 
 static void
@@ -651,6 +808,8 @@ main (int argc, char **argv)
   g_test_add_func ("/config/new/defaults", test_defaults);
   g_test_add_func ("/config/load/valid", test_load_valid);
   g_test_add_func ("/config/load/invalid", test_load_invalid);
+  g_test_add_func ("/config/load/rules-and-secrets", test_load_rules);
+  g_test_add_func ("/config/build-policy/rules", test_build_policy);
   g_test_add_func ("/config/load/unchanged-on-error",
                    test_load_keeps_config_on_error);
   g_test_add_func ("/config/load/later-overrides", test_load_overrides);

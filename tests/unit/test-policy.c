@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* test-policy.c - unit tests for host patterns and allow/deny decisions */
+/* test-policy.c - unit tests for host patterns, rules and decisions */
 #include <string.h>
 
 #include "error.h"
@@ -356,6 +356,392 @@ test_invalid_pattern (void)
                                             "pattern \"a..b\""));
 }
 
+typedef struct {
+  const char *description;
+  const char *target;
+  const char *expected; /* NULL when normalisation must fail */
+} NormalizeCase;
+
+static const NormalizeCase normalize_cases[] = {
+  { "root", "/", "/" },
+  { "plain path", "/repos/moat", "/repos/moat" },
+  { "query removed", "/repos/moat?ref=../admin", "/repos/moat" },
+  { "fragment removed", "/a#b", "/a" },
+  { "trailing slash kept", "/repos/", "/repos/" },
+  { "dot-dot removes a segment", "/repos/../admin", "/admin" },
+  { "dot-dot at the root stays there", "/../../admin", "/admin" },
+  { "dot segment removed", "/repos/./moat", "/repos/moat" },
+  { "trailing dot-dot", "/repos/moat/..", "/repos/" },
+  { "trailing dot", "/repos/.", "/repos/" },
+  { "empty segments collapsed", "//repos///moat", "/repos/moat" },
+  { "encoded dot-dot", "/repos/%2e%2e/admin", "/admin" },
+  { "encoded uppercase dot-dot", "/repos/%2E%2E/admin", "/admin" },
+  { "mixed encoded dot-dot", "/repos/.%2e/admin", "/admin" },
+  { "encoded slash splits segments", "/repos%2F..%2Fadmin", "/admin" },
+  { "encoded letters decoded", "/%72epos/x", "/repos/x" },
+  { "double encoding decoded once", "/repos/%252e%252e/admin",
+    "/repos/%2e%2e/admin" },
+  { "dot-dot as part of a name", "/repos/..x/a", "/repos/..x/a" },
+  { "encoded NUL", "/repos/%00/x", NULL },
+  { "truncated escape", "/repos/%2", NULL },
+  { "invalid hex digit", "/repos/%zz", NULL },
+  { "not starting with slash", "repos/x", NULL },
+  { "asterisk form", "*", NULL },
+};
+
+static void
+test_path_normalize (void)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (normalize_cases); i++)
+    {
+      const NormalizeCase *c = &normalize_cases[i];
+      g_autoptr (GError) error = NULL;
+      g_autofree char *path = moat_path_normalize (c->target, &error);
+
+      g_test_message ("%s: \"%s\"", c->description, c->target);
+      if (c->expected == NULL)
+        {
+          g_assert_null (path);
+          g_assert_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL);
+        }
+      else
+        {
+          g_assert_no_error (error);
+          if (g_strcmp0 (path, c->expected) != 0)
+            g_test_fail_printf ("%s: \"%s\" normalised to \"%s\", "
+                                "expected \"%s\"", c->description,
+                                c->target, path, c->expected);
+        }
+    }
+}
+
+static const MatchCase path_match_cases[] = {
+  { "exact", "/user", "/user", TRUE },
+  { "exact, longer path", "/user", "/user/keys", FALSE },
+  { "exact, trailing slash", "/user", "/user/", FALSE },
+  { "star in one segment", "/repos/*", "/repos/moat", TRUE },
+  { "star, empty segment", "/repos/*", "/repos/", TRUE },
+  { "star does not cross a slash", "/repos/*", "/repos/a/b", FALSE },
+  { "star, missing segment", "/repos/*", "/repos", FALSE },
+  { "star inside a segment", "/files/*.tar.gz", "/files/moat-1.0.tar.gz",
+    TRUE },
+  { "star inside a segment, wrong suffix", "/files/*.tar.gz",
+    "/files/moat.zip", FALSE },
+  { "star inside a segment, crosses", "/files/*.tar.gz",
+    "/files/a/b.tar.gz", FALSE },
+  { "two stars in a pattern", "/repos/*/*/issues", "/repos/a/b/issues",
+    TRUE },
+  { "two stars, one segment short", "/repos/*/*/issues", "/repos/a/issues",
+    FALSE },
+  { "globstar crosses segments", "/repos/**", "/repos/a/b/c", TRUE },
+  { "globstar, one segment", "/repos/**", "/repos/a", TRUE },
+  { "globstar, other prefix", "/repos/**", "/admin/a", FALSE },
+  { "globstar in the middle", "/a/**/z", "/a/b/c/z", TRUE },
+  { "globstar in the middle, wrong end", "/a/**/z", "/a/b/c/y", FALSE },
+  { "globstar alone", "/**", "/anything/at/all", TRUE },
+  { "star followed by literal", "/*/issues", "/moat/issues", TRUE },
+  { "case-sensitive", "/User", "/user", FALSE },
+  { "many stars, no match", "/*a*a*a*a*a*b", "/aaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    FALSE },
+};
+
+static void
+test_path_match (void)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (path_match_cases); i++)
+    {
+      const MatchCase *c = &path_match_cases[i];
+      gboolean matched;
+
+      g_assert_true (moat_path_pattern_validate (c->pattern, NULL));
+      matched = moat_path_pattern_match (c->pattern, c->host);
+      g_test_message ("%s: pattern \"%s\", path \"%s\"", c->description,
+                      c->pattern, c->host);
+      if (matched != c->expected)
+        g_test_fail_printf ("%s: pattern \"%s\" %s path \"%s\"",
+                            c->description, c->pattern,
+                            matched ? "matches" : "does not match", c->host);
+    }
+}
+
+typedef struct {
+  const char *description;
+  const char *host;
+  guint port;
+  const char *method;
+  const char *path;
+  gboolean allowed;
+  const char *rule;
+} RuleCase;
+
+/* Read-only GitHub, no uploads to GitHub, no "private" path segment on any
+ * host, and a package registry allowed by the [policy] shorthands. */
+static const char *const rule_allow[] = { "registry.example", NULL };
+static const char *const rule_deny[] = { "evil.registry.example", NULL };
+
+static const RuleCase rule_cases[] = {
+  { "allowed by path and method", "api.github.com", 443, "GET",
+    "/repos/moat", TRUE, "github-read" },
+  { "HEAD allowed too", "api.github.com", 443, "HEAD", "/user", TRUE,
+    "github-read" },
+  { "wildcard host", "raw.githubusercontent.com", 443, "GET", "/user",
+    TRUE, "github-read" },
+  { "host case and trailing dot", "API.GitHub.com.", 443, "GET",
+    "/user", TRUE, "github-read" },
+  { "query ignored", "api.github.com", 443, "GET", "/user?page=2", TRUE,
+    "github-read" },
+  { "wrong port", "api.github.com", 80, "GET", "/user", FALSE, "default" },
+  { "wrong method", "api.github.com", 443, "DELETE", "/user", FALSE,
+    "github-uploads" },
+  { "method is case-sensitive", "api.github.com", 443, "get", "/user",
+    FALSE, "default" },
+  { "path outside the rule", "api.github.com", 443, "GET", "/admin", FALSE,
+    "default" },
+  { "dot-dot escapes the rule", "api.github.com", 443, "GET",
+    "/repos/../admin", FALSE, "default" },
+  { "encoded dot-dot escapes the rule", "api.github.com", 443, "GET",
+    "/repos/%2e%2e/admin", FALSE, "default" },
+  { "encoded slash adds a segment", "api.github.com", 443, "GET",
+    "/repos/a%2Fb", FALSE, "default" },
+  { "dot-dot back into the rule", "api.github.com", 443, "GET",
+    "/admin/../repos/moat", TRUE, "github-read" },
+  { "deny rule wins over allow rule", "api.github.com", 443, "POST",
+    "/repos/moat", FALSE, "github-uploads" },
+  { "deny rule with encoded path", "api.github.com", 443, "PUT",
+    "/%72epos/x", FALSE, "github-uploads" },
+  { "deny for a path anywhere", "registry.example", 443, "GET",
+    "/x/y/private/z", FALSE, "no-private" },
+  { "deny path traversal target", "registry.example", 443, "GET",
+    "/x/private/a/../../../x/private/b", FALSE, "no-private" },
+  { "policy.allow host shorthand", "registry.example", 80, "DELETE",
+    "/anything", TRUE, "policy.allow" },
+  { "policy.deny host shorthand", "evil.registry.example", 443, "GET", "/",
+    FALSE, "policy.deny" },
+  { "no rule", "example.com", 443, "GET", "/", FALSE, "default" },
+  { "invalid host", "a b", 443, "GET", "/", FALSE, "default" },
+  { "invalid path", "api.github.com", 443, "GET", "/repos/%zz", FALSE,
+    "default" },
+  { "NUL in path", "api.github.com", 443, "GET", "/repos/%00", FALSE,
+    "default" },
+};
+
+static MoatPolicy *
+new_rule_policy (MoatPolicyMode mode, GError **error)
+{
+  g_autoptr (GPtrArray) rules = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) moat_rule_spec_free);
+  MoatRuleSpec *rule;
+
+  rule = moat_rule_spec_new ("github-read");
+  rule->hosts = g_strsplit ("api.github.com;*.githubusercontent.com", ";",
+                            -1);
+  rule->ports = g_strsplit ("443", ";", -1);
+  rule->methods = g_strsplit ("GET;HEAD", ";", -1);
+  rule->paths = g_strsplit ("/repos/*;/user", ";", -1);
+  rule->action = MOAT_RULE_ALLOW;
+  g_ptr_array_add (rules, rule);
+
+  rule = moat_rule_spec_new ("github-uploads");
+  rule->hosts = g_strsplit ("*.github.com", ";", -1);
+  rule->methods = g_strsplit ("POST;PUT;PATCH;DELETE", ";", -1);
+  rule->action = MOAT_RULE_DENY;
+  g_ptr_array_add (rules, rule);
+
+  rule = moat_rule_spec_new ("no-private");
+  rule->paths = g_strsplit ("/**/private/**", ";", -1);
+  rule->ports = g_strsplit ("1-442;443;444-65535", ";", -1);
+  rule->action = MOAT_RULE_DENY;
+  g_ptr_array_add (rules, rule);
+
+  return moat_policy_new_full (rule_allow, rule_deny, rules, mode, error);
+}
+
+static void
+test_rules (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MoatPolicy) policy = new_rule_policy (MOAT_POLICY_MODE_ENFORCE,
+                                                   &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (moat_policy_get_rule_count (policy), ==, 5);
+
+  for (gsize i = 0; i < G_N_ELEMENTS (rule_cases); i++)
+    {
+      const RuleCase *c = &rule_cases[i];
+      MoatPolicyRequest request = { c->host, c->port, c->method, c->path };
+      MoatPolicyDecision decision;
+      gboolean allowed;
+
+      g_test_message ("%s: %s %s:%u%s", c->description, c->method, c->host,
+                      c->port, c->path);
+      allowed = moat_policy_decide (policy, &request, &decision);
+      g_assert_cmpint (allowed, ==, decision.allowed);
+      g_assert_nonnull (decision.reason);
+      if (allowed != c->allowed || g_strcmp0 (decision.rule, c->rule) != 0)
+        g_test_fail_printf ("%s: %s by rule \"%s\" (%s), expected %s by "
+                            "\"%s\"", c->description,
+                            allowed ? "allowed" : "denied", decision.rule,
+                            decision.reason,
+                            c->allowed ? "allowed" : "denied", c->rule);
+      moat_policy_decision_clear (&decision);
+    }
+}
+
+static void
+test_rule_reasons (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MoatPolicy) policy = new_rule_policy (MOAT_POLICY_MODE_REPORT,
+                                                   &error);
+  MoatPolicyRequest post = { "api.github.com", 443, "POST", "/repos/x" };
+  MoatPolicyRequest get = { "api.github.com", 443, "GET", "/repos/x" };
+  MoatPolicyRequest other = { "example.com", 8080, "GET", "/a/%0a" };
+  MoatPolicyDecision decision;
+
+  g_assert_no_error (error);
+  g_assert_cmpint (moat_policy_get_mode (policy), ==,
+                   MOAT_POLICY_MODE_REPORT);
+
+  /* The decision itself does not depend on the mode. */
+  g_assert_false (moat_policy_decide (policy, &post, &decision));
+  g_assert_cmpstr (decision.reason, ==, "POST api.github.com:443/repos/x "
+                   "matches deny rule \"github-uploads\" (host pattern "
+                   "\"*.github.com\")");
+  moat_policy_decision_clear (&decision);
+
+  g_assert_true (moat_policy_decide (policy, &get, &decision));
+  g_assert_cmpstr (decision.reason, ==, "GET api.github.com:443/repos/x "
+                   "matches allow rule \"github-read\" (host pattern "
+                   "\"api.github.com\")");
+  moat_policy_decision_clear (&decision);
+
+  /* A decoded control byte is escaped in the reason. */
+  g_assert_false (moat_policy_decide (policy, &other, &decision));
+  g_assert_cmpstr (decision.rule, ==, "default");
+  g_assert_cmpstr (decision.reason, ==, "GET example.com:8080/a/\\n "
+                   "matches no allow rule");
+  moat_policy_decision_clear (&decision);
+}
+
+static void
+test_rules_dns (void)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MoatPolicy) policy = new_rule_policy (MOAT_POLICY_MODE_ENFORCE,
+                                                   &error);
+  g_autofree char *reason = NULL;
+
+  g_assert_no_error (error);
+  /* A rule with methods denies only some requests, not the name. */
+  g_assert_true (moat_policy_allows_host (policy, "api.github.com",
+                                          &reason));
+  g_assert_cmpstr (reason, ==, "host \"api.github.com\" matches allow rule "
+                   "\"github-read\" (host pattern \"api.github.com\")");
+  g_clear_pointer (&reason, g_free);
+  g_assert_false (moat_policy_allows_host (policy, "evil.registry.example",
+                                           &reason));
+  g_assert_cmpstr (reason, ==, "host \"evil.registry.example\" matches deny "
+                   "pattern \"evil.registry.example\"");
+  g_clear_pointer (&reason, g_free);
+  g_assert_false (moat_policy_allows_host (policy, "gitlab.com", NULL));
+}
+
+typedef struct {
+  const char *description;
+  const char *name;
+  const char *field;
+  const char *value;
+  const char *message;
+} RuleErrorCase;
+
+static const RuleErrorCase rule_error_cases[] = {
+  { "reserved name", "default", NULL, NULL,
+    "invalid rule name \"default\"" },
+  { "reserved prefix", "secret.x", NULL, NULL,
+    "invalid rule name \"secret.x\"" },
+  { "invalid host", "r", "hosts", "a..b",
+    "rule \"r\": invalid host pattern \"a..b\"" },
+  { "invalid port", "r", "ports", "65536", "rule \"r\": invalid port" },
+  { "invalid range", "r", "ports", "1-2-3", "rule \"r\": invalid port" },
+  { "invalid method", "r", "methods", "GE T",
+    "rule \"r\": invalid method \"GE T\": invalid character 0x20" },
+  { "three stars", "r", "paths", "/a/***",
+    "rule \"r\": invalid path pattern \"/a/***\"" },
+  { "empty segment", "r", "paths", "/a//b",
+    "rule \"r\": invalid path pattern \"/a//b\"" },
+  { "control byte", "r", "paths", "/a\tb",
+    "invalid path pattern \"/a\\tb\": only visible ASCII" },
+};
+
+static void
+test_rule_errors (void)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (rule_error_cases); i++)
+    {
+      const RuleErrorCase *c = &rule_error_cases[i];
+      g_autoptr (GPtrArray) rules = g_ptr_array_new_with_free_func (
+          (GDestroyNotify) moat_rule_spec_free);
+      MoatRuleSpec *rule = moat_rule_spec_new (c->name);
+      g_autoptr (GError) error = NULL;
+      g_autoptr (MoatPolicy) policy = NULL;
+      char *values[] = { (char *) c->value, NULL };
+
+      g_test_message ("%s", c->description);
+      if (c->field != NULL && strcmp (c->field, "hosts") == 0)
+        rule->hosts = g_strdupv (values);
+      else if (c->field != NULL && strcmp (c->field, "ports") == 0)
+        rule->ports = g_strdupv (values);
+      else if (c->field != NULL && strcmp (c->field, "methods") == 0)
+        rule->methods = g_strdupv (values);
+      else if (c->field != NULL)
+        rule->paths = g_strdupv (values);
+      g_ptr_array_add (rules, rule);
+
+      policy = moat_policy_new_full (NULL, NULL, rules,
+                                     MOAT_POLICY_MODE_ENFORCE, &error);
+      g_assert_null (policy);
+      g_assert_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG);
+      if (strstr (error->message, c->message) == NULL)
+        g_test_fail_printf ("%s: error \"%s\" lacks \"%s\"",
+                            c->description, error->message, c->message);
+    }
+}
+
+static void
+test_duplicate_rule (void)
+{
+  g_autoptr (GPtrArray) rules = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) moat_rule_spec_free);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MoatPolicy) policy = NULL;
+
+  g_ptr_array_add (rules, moat_rule_spec_new ("r"));
+  g_ptr_array_add (rules, moat_rule_spec_new ("r"));
+  policy = moat_policy_new_full (NULL, NULL, rules, MOAT_POLICY_MODE_ENFORCE,
+                                 &error);
+  g_assert_null (policy);
+  g_assert_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG);
+  g_assert_nonnull (strstr (error->message, "rule \"r\" is defined twice"));
+}
+
+static void
+test_policy_ref (void)
+{
+  g_autoptr (GError) error = NULL;
+  MoatPolicy *policy = new_rule_policy (MOAT_POLICY_MODE_ENFORCE, &error);
+  MoatPolicyRequest get = { "api.github.com", 443, "GET", "/user" };
+  MoatPolicyDecision decision;
+
+  g_assert_no_error (error);
+  g_assert_true (moat_policy_ref (policy) == policy);
+  moat_policy_unref (policy);
+  /* One reference is left, so the policy still decides. */
+  g_assert_true (moat_policy_decide (policy, &get, &decision));
+  moat_policy_decision_clear (&decision);
+  moat_policy_unref (policy);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -369,6 +755,14 @@ main (int argc, char **argv)
   g_test_add_func ("/policy/decision/empty-allow", test_empty_allow_denies_all);
   g_test_add_func ("/policy/decision/deny-normalized", test_deny_only);
   g_test_add_func ("/policy/new/invalid-pattern", test_invalid_pattern);
+  g_test_add_func ("/policy/path/normalize", test_path_normalize);
+  g_test_add_func ("/policy/path/match", test_path_match);
+  g_test_add_func ("/policy/rules/table", test_rules);
+  g_test_add_func ("/policy/rules/reasons", test_rule_reasons);
+  g_test_add_func ("/policy/rules/dns-answer", test_rules_dns);
+  g_test_add_func ("/policy/rules/invalid", test_rule_errors);
+  g_test_add_func ("/policy/rules/duplicate-name", test_duplicate_rule);
+  g_test_add_func ("/policy/new/reference-count", test_policy_ref);
 
   return g_test_run ();
 }
