@@ -8,7 +8,8 @@ set -eu
 packages="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev
 libslirp-dev libgnutls28-dev libcurl4-gnutls-dev ca-certificates
 qemu-system-x86 busybox-static cpio linux-image-cloud-amd64 kmod curl
-openssl gnutls-bin python3 iproute2 util-linux"
+openssl gnutls-bin python3 iproute2 util-linux clang libclang-rt-14-dev
+valgrind"
 
 if [ "${MOAT_SKIP_APT:-0}" = 1 ]; then
 	exit 0

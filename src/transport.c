@@ -328,6 +328,47 @@ read_be32 (const guint8 *p)
          | ((guint32) p[2] << 8) | p[3];
 }
 
+/**
+ * moat_transport_deframe:
+ * @buffer: bytes received from QEMU, starting at a length prefix
+ * @length: number of bytes in @buffer
+ * @frame: (out): the first frame, pointing into @buffer
+ * @frame_length: (out): its length in bytes
+ * @error: return location for an error
+ *
+ * Splits the first frame off a stream of 32-bit big-endian length prefixes,
+ * each followed by that many bytes of Ethernet frame. A length of 0 or
+ * above %MOAT_FRAME_MAX is an error, because a stream that carries one
+ * cannot be resynchronised.
+ *
+ * Return: the bytes the frame takes in @buffer (prefix and frame), 0 when
+ *   @buffer ends before the frame does, or -1 with @error set.
+ */
+gssize
+moat_transport_deframe (const guint8 *buffer, gsize length,
+                        const guint8 **frame, gsize *frame_length,
+                        GError **error)
+{
+  guint32 prefixed_length;
+
+  if (length < LENGTH_PREFIX)
+    return 0;
+  prefixed_length = read_be32 (buffer);
+  if (prefixed_length == 0 || prefixed_length > MOAT_FRAME_MAX)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
+                   "QEMU sent a frame length of %u bytes (valid: 1 to %d); "
+                   "closing the connection because the stream cannot be "
+                   "resynchronised", prefixed_length, MOAT_FRAME_MAX);
+      return -1;
+    }
+  if (length - LENGTH_PREFIX < prefixed_length)
+    return 0;
+  *frame = buffer + LENGTH_PREFIX;
+  *frame_length = prefixed_length;
+  return LENGTH_PREFIX + prefixed_length;
+}
+
 /* Delivers every complete frame in the input buffer. Returns FALSE if a
  * length prefix is invalid, after which the stream cannot be resynchronised. */
 static gboolean
@@ -335,25 +376,28 @@ transport_deliver_frames (MoatTransport *transport)
 {
   gsize offset = 0;
 
-  while (transport->in_length - offset >= LENGTH_PREFIX)
+  for (;;)
     {
-      guint32 frame_length = read_be32 (transport->in + offset);
+      g_autoptr (GError) error = NULL;
+      const guint8 *frame = NULL;
+      gsize frame_length = 0;
+      gssize consumed = moat_transport_deframe (transport->in + offset,
+                                                transport->in_length - offset,
+                                                &frame, &frame_length,
+                                                &error);
 
-      if (frame_length == 0 || frame_length > MOAT_FRAME_MAX)
+      if (consumed < 0)
         {
-          g_warning ("QEMU sent a frame length of %u bytes (valid: 1 to %d); "
-                     "closing the connection because the stream cannot be "
-                     "resynchronised", frame_length, MOAT_FRAME_MAX);
+          g_warning ("%s", error->message);
           return FALSE;
         }
-      if (transport->in_length - offset < LENGTH_PREFIX + frame_length)
+      if (consumed == 0)
         break;
-      transport->on_frame (transport->in + offset + LENGTH_PREFIX,
-                           frame_length, transport->user_data);
+      transport->on_frame (frame, frame_length, transport->user_data);
       /* The callback may have detached the transport. */
       if (transport->fd < 0)
         return TRUE;
-      offset += LENGTH_PREFIX + frame_length;
+      offset += consumed;
     }
   memmove (transport->in, transport->in + offset,
            transport->in_length - offset);

@@ -32,3 +32,6 @@ gboolean moat_transport_is_connected (const MoatTransport *transport);
 gboolean moat_transport_can_reconnect (const MoatTransport *transport);
 void moat_transport_send (MoatTransport *transport, const guint8 *frame,
                           gsize length);
+gssize moat_transport_deframe (const guint8 *buffer, gsize length,
+                               const guint8 **frame, gsize *frame_length,
+                               GError **error);
