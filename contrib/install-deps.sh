@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # install-deps.sh - install the Debian 12 packages that moat's build, tests
 # and demo need. Installs only what is missing; runs apt-get through sudo
-# when not root. MOAT_SKIP_APT=1 skips the step.
+# when not root. MOAT_SKIP_APT=1 skips the step. With --bench it installs
+# what bench/bench.py needs as well (nginx, wrk, slirp4netns, passt).
 set -eu
 
 packages="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev
@@ -10,6 +11,18 @@ libslirp-dev libgnutls28-dev libcurl4-gnutls-dev ca-certificates
 qemu-system-x86 busybox-static cpio linux-image-cloud-amd64 kmod curl
 openssl gnutls-bin python3 iproute2 util-linux clang libclang-rt-14-dev
 valgrind"
+
+# The benchmark's upstream, load generator and the stacks it compares.
+bench_packages="nginx-light libnginx-mod-http-echo wrk slirp4netns passt"
+
+case "${1:-}" in
+--bench) packages="$packages $bench_packages" ;;
+"") ;;
+*)
+	echo "install-deps.sh: unknown argument \"$1\"; the only option is --bench" >&2
+	exit 2
+	;;
+esac
 
 if [ "${MOAT_SKIP_APT:-0}" = 1 ]; then
 	exit 0
