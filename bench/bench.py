@@ -283,7 +283,7 @@ def target_lines(results, mtus):
         def ratio(name):
             moat_value = results.get(name, moat_column)
             slirp_value = results.get(name, slirp_column)
-            if moat_value is None or slirp_value is None:
+            if not isinstance(moat_value, float) or not isinstance(slirp_value, float):
                 return None
             return moat_value / slirp_value
 
@@ -295,7 +295,9 @@ def target_lines(results, mtus):
             name = f"{scheme} p50 latency, 1 connection, ms"
             moat_value = results.get(name, moat_column)
             slirp_value = results.get(name, slirp_column)
-            added = None if moat_value is None or slirp_value is None else moat_value - slirp_value
+            added = None
+            if isinstance(moat_value, float) and isinstance(slirp_value, float):
+                added = moat_value - slirp_value
             lines.append(_target(f"{scheme} p50 latency added at MTU {mtu}, moat − slirp4netns",
                                  added, "< 0.5 ms", added is not None and added < 0.5, " ms"))
     per_connection = results.get("stack memory per idle connection, KiB", f"moat {mtus[0]}")
@@ -391,7 +393,7 @@ def parse_args():
         options.size, options.duration = 1024 * MIB, 5
         options.new_connections, options.idle = 300, 1000
     options.connections = 32
-    options.transfer_timeout = 300
+    options.transfer_timeout = 60
     return options
 
 

@@ -15,6 +15,9 @@ import upstream
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_INTERVAL_S = 0.1
+MIB = 1024 * 1024
+# curl's exit status for --max-time (CURLE_OPERATION_TIMEDOUT).
+CURL_TIMED_OUT = 28
 
 
 class MeasurementError(Exception):
@@ -65,8 +68,12 @@ class PeakSampler:
         return False
 
 
-def run_client(path, argv, timeout):
-    """Run argv on path; return (stdout, peak RSS KiB of the path's stack or None)."""
+def run_client(path, argv, timeout, allowed_exits=()):
+    """Run argv on path; return (stdout, peak RSS KiB of the path's stack or None).
+
+    Raises MeasurementError when argv exits with a status other than 0 and
+    allowed_exits.
+    """
     process = subprocess.Popen(path.command(argv), stdin=subprocess.DEVNULL,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakSampler(path.stack_pid(process)) as sampler:
@@ -76,7 +83,7 @@ def run_client(path, argv, timeout):
             process.kill()
             process.communicate()
             raise MeasurementError(f"{argv[0]} on {path.label} timed out after {timeout} s")
-    if process.returncode != 0:
+    if process.returncode != 0 and process.returncode not in allowed_exits:
         raise MeasurementError(f"{' '.join(argv[:3])}... on {path.label} exited with "
                                f"{process.returncode}: {stderr.strip()[-400:]}")
     return stdout, sampler.peak_kib
@@ -84,6 +91,9 @@ def run_client(path, argv, timeout):
 
 def transfer(path, ca_pem, scheme, direction, payload_path, size, timeout):
     """Download /files/payload or upload the payload with curl; return (MB/s, peak KiB).
+
+    A transfer that curl stops at timeout seconds returns its rate so far as
+    a string that says so.
 
     MB is 10^6 bytes. Uploads use PUT without Expect: 100-continue, so that
     no path waits for a 100 response that it may not forward.
@@ -97,8 +107,12 @@ def transfer(path, ca_pem, scheme, direction, payload_path, size, timeout):
         curl += ["--header", "Expect:", "--upload-file", payload_path,
                  "--write-out", "%{http_code} %{size_upload} %{speed_upload}\n",
                  path.url(scheme, "/upload")]
-    stdout, peak = run_client(path, curl, timeout + 30)
+    stdout, peak = run_client(path, curl, timeout + 30, allowed_exits=(CURL_TIMED_OUT,))
     fields = stdout.split()
+    if len(fields) == 3 and fields[0] == "200" and int(fields[1]) < size:
+        # curl stopped at --max-time: report the rate reached so far.
+        return (f"{float(fields[2]) / 1e6:.3g} (stopped after {timeout} s, "
+                f"{int(fields[1]) // MIB} MiB)", peak)
     if len(fields) != 3 or fields[0] != "200" or int(fields[1]) != size:
         raise MeasurementError(f"{direction} over {scheme} on {path.label}: expected status "
                                f"200 and {size} bytes, curl reported {stdout.strip()!r}")
