@@ -21,9 +21,12 @@
  *                  for the SNI (or the DNS name when there is none).
  *   REQUEST_HEAD   bytes are read until a complete request head parses.
  *                  The request is checked (method, Host against the DNS
- *                  name and the SNI, then the policy). A denied request
+ *                  name and the SNI, secret placeholders, then the policy
+ *                  rules on host, port, method and path). A denied request
  *                  gets a 403 and the connection stays usable when the
- *                  request had no body.
+ *                  request had no body. In report mode a request that the
+ *                  policy would deny goes upstream and is audited as
+ *                  "would-deny".
  *   REQUEST        an allowed request runs through the host fetch. The
  *                  request body streams guest -> in -> decoder -> upload ->
  *                  libcurl, the response streams libcurl -> out -> guest.
@@ -57,6 +60,7 @@
 #include "fdwatch.h"
 #include "http.h"
 #include "moat-limits.h"
+#include "secrets.h"
 
 #define TLS_RECORD_TYPE_HANDSHAKE 0x16
 /* Longest method token that the sniffer waits for; RFC 9110 methods in use
@@ -120,6 +124,14 @@ typedef enum {
  * @bytes_sent: request body bytes sent upstream
  * @bytes_received: response body bytes received from upstream
  * @request_start_us: monotonic time when the request head was complete
+ * @policy: the policy the current request started with, kept while it
+ *   runs even if a reload installs another
+ * @secrets: the secrets the current request started with, or %NULL
+ * @rule: name of the rule that decided the current request, or %NULL
+ * @would_deny: report mode let through a request the policy denies
+ * @would_deny_reason: why the policy would deny it, for the audit log
+ * @exfiltration: the request carried a secret's placeholder to a host
+ *   that may not receive the secret
  */
 struct MoatFlow {
   MoatSession *session;
@@ -157,6 +169,13 @@ struct MoatFlow {
   guint64 bytes_sent;
   guint64 bytes_received;
   gint64 request_start_us;
+
+  MoatPolicy *policy;
+  MoatSecrets *secrets;
+  char *rule;
+  gboolean would_deny;
+  char *would_deny_reason;
+  gboolean exfiltration;
 };
 
 static void flow_pump (MoatFlow *flow);
@@ -170,12 +189,12 @@ static void flow_update_events (MoatFlow *flow);
            ##__VA_ARGS__)
 
 static MoatAuditEvent *
-flow_audit_event_new (MoatFlow *flow, const char *event_name,
-                      gboolean allowed, const char *reason)
+flow_audit_event_new_decision (MoatFlow *flow, const char *event_name,
+                               const char *decision, const char *reason)
 {
   MoatAuditEvent *event = moat_audit_event_new (event_name);
 
-  moat_audit_event_add_string (event, "decision", allowed ? "allow" : "deny");
+  moat_audit_event_add_string (event, "decision", decision);
   if (reason != NULL)
     moat_audit_event_add_string (event, "reason", reason);
   moat_audit_event_add_int (event, "flow", (gint64) flow->id);
@@ -184,6 +203,14 @@ flow_audit_event_new (MoatFlow *flow, const char *event_name,
     moat_audit_event_add_string (event, "host", flow->host);
   moat_audit_event_add_int (event, "port", flow->port);
   return event;
+}
+
+static MoatAuditEvent *
+flow_audit_event_new (MoatFlow *flow, const char *event_name,
+                      gboolean allowed, const char *reason)
+{
+  return flow_audit_event_new_decision (flow, event_name,
+                                        allowed ? "allow" : "deny", reason);
 }
 
 static void
@@ -203,10 +230,18 @@ flow_audit_connection (MoatFlow *flow, gboolean allowed, const char *protocol,
 static void
 flow_audit_request (MoatFlow *flow, gboolean allowed, const char *reason)
 {
-  MoatAuditEvent *event = flow_audit_event_new (flow, "request", allowed,
-                                                reason);
+  gboolean would_deny = allowed && flow->would_deny;
+  MoatAuditEvent *event = flow_audit_event_new_decision (
+      flow, "request",
+      would_deny ? "would-deny" : allowed ? "allow" : "deny",
+      reason != NULL || !would_deny ? reason : flow->would_deny_reason);
   gint64 duration_ms = (g_get_monotonic_time () - flow->request_start_us)
                        / 1000;
+
+  if (flow->rule != NULL)
+    moat_audit_event_add_string (event, "rule", flow->rule);
+  if (flow->exfiltration)
+    moat_audit_event_add_bool (event, "exfiltration", TRUE);
 
   moat_audit_event_add_string (event, "method", flow->request->method);
   moat_audit_event_add_string (event, "url", flow->url);
@@ -271,6 +306,10 @@ moat_flow_free (MoatFlow *flow)
   g_byte_array_unref (flow->upload);
   g_free (flow->server_name);
   g_free (flow->url);
+  g_free (flow->rule);
+  g_free (flow->would_deny_reason);
+  g_clear_pointer (&flow->policy, moat_policy_unref);
+  g_clear_pointer (&flow->secrets, moat_secrets_unref);
   g_free (flow->guest);
   g_free (flow->host);
   g_free (flow);
@@ -575,6 +614,12 @@ flow_finish_request (MoatFlow *flow)
 
   g_clear_pointer (&flow->request, moat_http_request_free);
   g_clear_pointer (&flow->url, g_free);
+  g_clear_pointer (&flow->rule, g_free);
+  g_clear_pointer (&flow->would_deny_reason, g_free);
+  g_clear_pointer (&flow->policy, moat_policy_unref);
+  g_clear_pointer (&flow->secrets, moat_secrets_unref);
+  flow->would_deny = FALSE;
+  flow->exfiltration = FALSE;
   g_byte_array_set_size (flow->upload, 0);
   flow->upload_waiting = FALSE;
   flow->download_paused = FALSE;
@@ -678,6 +723,7 @@ flow_on_response (MoatFetchRequest *fetch, guint status, GPtrArray *headers,
       MoatHttpHeader *header = headers->pdata[i];
       gboolean listed = FALSE;
       guint j;
+      g_autofree char *scrubbed = NULL;
 
       if (moat_http_header_is_hop_by_hop (header->name))
         continue;
@@ -689,7 +735,11 @@ flow_on_response (MoatFetchRequest *fetch, guint status, GPtrArray *headers,
                                      connection_tokens->pdata[j]) == 0;
       if (listed)
         continue;
-      flow_append_printf (flow, "%s: %s\r\n", header->name, header->value);
+      /* A real secret value never reaches the guest, even when the
+       * upstream echoes it. */
+      scrubbed = moat_secrets_scrub (flow->secrets, header->value);
+      flow_append_printf (flow, "%s: %s\r\n", header->name,
+                          scrubbed != NULL ? scrubbed : header->value);
     }
   if (flow->framing == RESPONSE_BODY_CHUNKED)
     flow_append_printf (flow, "Transfer-Encoding: chunked\r\n");
@@ -906,11 +956,12 @@ flow_upstream_headers (const MoatHttpRequest *request)
   return headers;
 }
 
+/* Starts the upstream transfer with @headers, which may hold real secret
+ * values. */
 static void
-flow_start_fetch (MoatFlow *flow)
+flow_start_fetch (MoatFlow *flow, GPtrArray *headers)
 {
   MoatHttpRequest *request = flow->request;
-  g_autoptr (GPtrArray) headers = flow_upstream_headers (request);
   g_autoptr (GError) error = NULL;
   MoatFetchRequestInfo info = {
     .method = request->method,
@@ -936,10 +987,53 @@ flow_start_fetch (MoatFlow *flow)
     }
 }
 
+/**
+ * flow_decide:
+ * @flow: the flow, with its request
+ * @headers: (element-type MoatHttpHeader): the fields for the upstream;
+ *   placeholders of the secrets of this host are replaced in place
+ * @decision: (out caller-allocates): the decision
+ *
+ * Decides the request under the policy and secrets it started with. A
+ * placeholder on its way to a host that may not receive the secret is
+ * denied by the rule "secret.NAME" before the policy rules are consulted.
+ */
+static void
+flow_decide (MoatFlow *flow, GPtrArray *headers,
+             MoatPolicyDecision *decision)
+{
+  MoatHttpRequest *request = flow->request;
+  MoatPolicyRequest policy_request = {
+    .host = flow->host,
+    .port = flow->port,
+    .method = request->method,
+    .path = request_path (request),
+  };
+  const char *misplaced = NULL;
+
+  if (!moat_secrets_inject (flow->secrets, flow->host, headers, &misplaced)
+      || (misplaced = moat_secrets_find_misplaced (flow->secrets, flow->host,
+                                                   request->target)) != NULL)
+    {
+      flow->exfiltration = TRUE;
+      decision->allowed = FALSE;
+      decision->rule = g_strdup_printf ("secret.%s", misplaced);
+      decision->reason = g_strdup_printf (
+          "possible exfiltration: the request carries the placeholder of "
+          "secret \"%s\" to host \"%s\", which is not one of the secret's "
+          "hosts", misplaced, flow->host);
+      return;
+    }
+
+  moat_policy_decide (flow->policy, &policy_request, decision);
+}
+
 static void
 flow_handle_request (MoatFlow *flow)
 {
   g_autofree char *reason = NULL;
+  g_autoptr (GPtrArray) headers = NULL;
+  MoatPolicyDecision decision = { 0 };
   guint status;
 
   flow->request_start_us = g_get_monotonic_time ();
@@ -954,14 +1048,36 @@ flow_handle_request (MoatFlow *flow)
       flow_deny_request (flow, status, reason);
       return;
     }
-  if (!moat_policy_allows_host (flow->session->policy, flow->host, &reason))
+
+  /* A reload swaps the session's policy and secrets; this request keeps
+   * the ones it started with until it ends. */
+  flow->policy = moat_policy_ref (flow->session->policy);
+  if (flow->session->secrets != NULL)
+    flow->secrets = moat_secrets_ref (flow->session->secrets);
+  headers = flow_upstream_headers (flow->request);
+  flow_decide (flow, headers, &decision);
+  flow->rule = g_strdup (decision.rule);
+
+  if (!decision.allowed
+      && moat_policy_get_mode (flow->policy) == MOAT_POLICY_MODE_ENFORCE)
     {
-      flow_deny_request (flow, 403, reason);
+      g_autofree char *denial = g_strdup_printf ("rule \"%s\": %s",
+                                                 decision.rule,
+                                                 decision.reason);
+
+      flow_deny_request (flow, 403, denial);
+      moat_policy_decision_clear (&decision);
       return;
     }
-  flow_debug (flow, "allowed %s %s: %s", flow->request->method, flow->url,
-              reason);
-  flow_start_fetch (flow);
+
+  flow->would_deny = !decision.allowed;
+  if (flow->would_deny)
+    flow->would_deny_reason = g_strdup (decision.reason);
+  flow_debug (flow, "%s %s %s: %s",
+              decision.allowed ? "allowed" : "would deny (report mode)",
+              flow->request->method, flow->url, decision.reason);
+  moat_policy_decision_clear (&decision);
+  flow_start_fetch (flow, headers);
 }
 
 /* Parses a request head from the input. Returns TRUE on progress. */

@@ -8,11 +8,13 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <curl/curl.h>
 #include <gnutls/gnutls.h>
 #include <slirp/libslirp.h>
 
+#include "check.h"
 #include "config.h"
 #include "error.h"
 #include "moat-limits.h"
@@ -42,6 +44,16 @@ on_signal (gpointer user_data)
 
   g_message ("signal received; shutting down");
   g_main_loop_quit (session->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_reload_signal (gpointer user_data)
+{
+  MoatSession *session = user_data;
+
+  /* A failure is logged and audited by the reload itself. */
+  moat_session_reload (session, "SIGHUP", NULL);
   return G_SOURCE_CONTINUE;
 }
 
@@ -150,6 +162,9 @@ main (int argc, char **argv)
    * cost that connection, not the process: GnuTLS writes with plain
    * send(), which raises SIGPIPE. */
   signal (SIGPIPE, SIG_IGN);
+  /* "moat check" decides one request offline and has its own options. */
+  if (argc > 1 && strcmp (argv[1], "check") == 0)
+    return moat_check_main (argc - 1, argv + 1);
   context = g_option_context_new ("- policy-enforcing network for QEMU guests");
   g_option_context_set_summary (
       context,
@@ -157,7 +172,9 @@ main (int argc, char **argv)
       "only the HTTP and HTTPS requests that the policy allows and writes\n"
       "every DNS answer, connection, request and denial to an audit log.\n"
       "Command-line options override the same keys in the configuration "
-      "file.");
+      "file. SIGHUP reloads the policy from the file.\n"
+      "'moat check --config FILE METHOD URL' prints whether the policy\n"
+      "allows a request, and which rule decides, without any network.");
   g_option_context_set_description (
       context,
       "Example:\n"
@@ -221,6 +238,7 @@ main (int argc, char **argv)
 
   g_unix_signal_add (SIGINT, on_signal, session);
   g_unix_signal_add (SIGTERM, on_signal, session);
+  g_unix_signal_add (SIGHUP, on_reload_signal, session);
   print_banner (session);
   g_main_loop_run (session->loop);
 

@@ -33,6 +33,9 @@
 #define GUEST "10.0.2.15"
 #define POOL_FIRST "10.0.128.1"
 #define LEASE_SECONDS 86400
+/* Quiet time after a change of the configuration file before it is
+ * reloaded, in milliseconds. */
+#define RELOAD_DELAY_MS 200
 
 static struct in_addr
 address_from_string (const char *text)
@@ -170,6 +173,161 @@ session_create_transport (MoatSession *session, GError **error)
   return session->transport != NULL;
 }
 
+/* Reads the secret values of @config and writes their placeholders. */
+static MoatSecrets *
+session_load_secrets (const MoatConfig *config, const MoatSecrets *previous,
+                      GError **error)
+{
+  g_autoptr (MoatSecrets) secrets = NULL;
+
+  if (config->secrets->len == 0)
+    return NULL;
+  if (config->placeholders_out == NULL)
+    {
+      g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                           "[secret] groups need [moat] placeholders-out: "
+                           "the guest can only use a secret through the "
+                           "placeholder written there");
+      return NULL;
+    }
+  secrets = moat_secrets_new (config->secrets, previous, error);
+  if (secrets == NULL)
+    return NULL;
+  if (!moat_secrets_write_placeholders (secrets, config->placeholders_out,
+                                        error))
+    return NULL;
+  return g_steal_pointer (&secrets);
+}
+
+/**
+ * moat_session_reload:
+ * @session: the session
+ * @trigger: what asked for the reload ("SIGHUP", "file change"), for the
+ *   log and the audit line
+ * @error: return location for a #GError
+ *
+ * Loads the configuration file again and replaces the policy and the
+ * secrets. The new policy is built completely before anything is swapped,
+ * so a file that fails to load leaves the running policy in place.
+ * Requests already running keep the policy they started with. Secrets
+ * keep their placeholders across reloads. Other settings (sockets, audit
+ * log, CA, upstream) take effect only on a restart. Every reload is
+ * audited as a "reload" event.
+ *
+ * Return: %TRUE if the new policy is in place
+ */
+gboolean
+moat_session_reload (MoatSession *session, const char *trigger,
+                     GError **error)
+{
+  g_autoptr (MoatConfig) config = moat_config_new ();
+  g_autoptr (MoatPolicy) policy = NULL;
+  g_autoptr (MoatSecrets) secrets = NULL;
+  g_autoptr (GError) local_error = NULL;
+  const char *path = session->config->path;
+  MoatAuditEvent *event = moat_audit_event_new ("reload");
+
+  moat_audit_event_add_string (event, "trigger", trigger);
+  if (path != NULL)
+    moat_audit_event_add_string (event, "config", path);
+
+  if (path == NULL)
+    g_set_error_literal (&local_error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                         "moat was started without --config, so there is "
+                         "no file to reload");
+  else if (moat_config_load_file (config, path, &local_error)
+           && (policy = moat_config_build_policy (config,
+                                                  &local_error)) != NULL)
+    secrets = session_load_secrets (config, session->secrets, &local_error);
+
+  if (local_error != NULL)
+    {
+      g_warning ("reload (%s) failed, the running policy stays in place: %s",
+                 trigger, local_error->message);
+      moat_audit_event_add_string (event, "decision", "failed");
+      moat_audit_event_add_string (event, "reason", local_error->message);
+      moat_audit_emit (session->audit, event);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+
+  g_clear_pointer (&session->policy, moat_policy_unref);
+  session->policy = g_steal_pointer (&policy);
+  g_clear_pointer (&session->secrets, moat_secrets_unref);
+  session->secrets = g_steal_pointer (&secrets);
+
+  g_message ("reload (%s): %u rules, %u secrets, %s mode", trigger,
+             moat_policy_get_rule_count (session->policy),
+             moat_secrets_get_count (session->secrets),
+             moat_policy_get_mode (session->policy) == MOAT_POLICY_MODE_REPORT
+             ? "report" : "enforce");
+  moat_audit_event_add_string (event, "decision", "applied");
+  moat_audit_event_add_int (event, "rules",
+                            moat_policy_get_rule_count (session->policy));
+  moat_audit_event_add_int (event, "secrets",
+                            moat_secrets_get_count (session->secrets));
+  moat_audit_event_add_string (event, "mode",
+                               moat_policy_get_mode (session->policy)
+                               == MOAT_POLICY_MODE_REPORT ? "report"
+                                                          : "enforce");
+  moat_audit_emit (session->audit, event);
+  return TRUE;
+}
+
+static gboolean
+session_reload_timeout (gpointer user_data)
+{
+  MoatSession *session = user_data;
+
+  session->reload_id = 0;
+  /* A failure is logged and audited by the reload itself. */
+  moat_session_reload (session, "file change", NULL);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+session_on_config_changed (GFileMonitor *monitor, GFile *file,
+                           GFile *other_file, GFileMonitorEvent event_type,
+                           gpointer user_data)
+{
+  MoatSession *session = user_data;
+
+  if (event_type == G_FILE_MONITOR_EVENT_DELETED
+      || event_type == G_FILE_MONITOR_EVENT_ATTRIBUTE_CHANGED
+      || event_type == G_FILE_MONITOR_EVENT_PRE_UNMOUNT
+      || event_type == G_FILE_MONITOR_EVENT_UNMOUNTED)
+    return;
+
+  /* Editors write a file in several steps: reload once they are done. */
+  g_clear_handle_id (&session->reload_id, g_source_remove);
+  session->reload_id = g_timeout_add (RELOAD_DELAY_MS, session_reload_timeout,
+                                      session);
+}
+
+/* Reloads the policy when the configuration file changes. Without a
+ * working file monitor, SIGHUP still reloads. */
+static void
+session_watch_config (MoatSession *session)
+{
+  g_autoptr (GFile) file = NULL;
+  g_autoptr (GError) error = NULL;
+
+  if (session->config->path == NULL)
+    return;
+  file = g_file_new_for_path (session->config->path);
+  session->config_monitor = g_file_monitor_file (file,
+                                                 G_FILE_MONITOR_WATCH_MOVES,
+                                                 NULL, &error);
+  if (session->config_monitor == NULL)
+    {
+      g_warning ("cannot watch %s for changes, reload with SIGHUP: %s",
+                 session->config->path, error->message);
+      return;
+    }
+  g_signal_connect (session->config_monitor, "changed",
+                    G_CALLBACK (session_on_config_changed), session);
+}
+
 /**
  * moat_session_new:
  * @config: the validated configuration; the session takes ownership
@@ -202,10 +360,11 @@ moat_session_new (MoatConfig *config, GError **error)
   session->pool_first = address_from_string (POOL_FIRST);
   session->pool_size = MOAT_NAMES_MAX;
 
-  session->policy = moat_policy_new ((const char *const *) config->allow,
-                                     (const char *const *) config->deny,
-                                     error);
+  session->policy = moat_config_build_policy (config, error);
   if (session->policy == NULL)
+    return NULL;
+  session->secrets = session_load_secrets (config, NULL, error);
+  if (config->secrets->len > 0 && session->secrets == NULL)
     return NULL;
   session->audit = moat_audit_open (config->audit_path, error);
   if (session->audit == NULL)
@@ -236,6 +395,7 @@ moat_session_new (MoatConfig *config, GError **error)
 
   if (!session_create_transport (session, error))
     return NULL;
+  session_watch_config (session);
   return g_steal_pointer (&session);
 }
 
@@ -253,7 +413,10 @@ moat_session_free (MoatSession *session)
   g_clear_pointer (&session->fetch, moat_fetch_free);
   g_clear_pointer (&session->ca, moat_ca_free);
   g_clear_pointer (&session->audit, moat_audit_close);
-  g_clear_pointer (&session->policy, moat_policy_free);
+  g_clear_handle_id (&session->reload_id, g_source_remove);
+  g_clear_object (&session->config_monitor);
+  g_clear_pointer (&session->secrets, moat_secrets_unref);
+  g_clear_pointer (&session->policy, moat_policy_unref);
   if (session->runtime_dir != NULL)
     {
       g_autofree char *ca_path = g_build_filename (session->runtime_dir,

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <gio/gio.h>
 #include <glib.h>
 #include <netinet/in.h>
 
@@ -14,6 +15,7 @@
 #include "fetch.h"
 #include "names.h"
 #include "policy.h"
+#include "secrets.h"
 #include "tls.h"
 
 typedef struct MoatStack MoatStack;
@@ -23,7 +25,10 @@ typedef struct MoatGuard MoatGuard;
 /**
  * MoatSession:
  * @config: the merged configuration
- * @policy: host policy built from @config
+ * @policy: the policy built from @config; a reload replaces it, and
+ *   requests in flight keep a reference to the one they started with
+ * @secrets: the secrets of @config, or %NULL when it has none; replaced
+ *   by a reload like @policy
  * @audit: the audit log
  * @ca: the session CA
  * @fetch: the host fetch
@@ -39,10 +44,13 @@ typedef struct MoatGuard MoatGuard;
  * @flows: (element-type MoatFlow) live guest connections
  * @next_flow_id: identifier for the next flow, for logs and audit
  * @exit_status: process exit status once @loop quits
+ * @config_monitor: (nullable): watches the configuration file for reloads
+ * @reload_id: timeout source of a pending reload, or 0
  */
 typedef struct {
   MoatConfig *config;
   MoatPolicy *policy;
+  MoatSecrets *secrets;
   MoatAudit *audit;
   MoatCa *ca;
   MoatFetch *fetch;
@@ -58,6 +66,8 @@ typedef struct {
   GHashTable *flows;
   guint64 next_flow_id;
   int exit_status;
+  GFileMonitor *config_monitor;
+  guint reload_id;
 } MoatSession;
 
 MoatSession *moat_session_new (MoatConfig *config, GError **error);
@@ -65,3 +75,5 @@ void moat_session_free (MoatSession *session);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MoatSession, moat_session_free)
 
 char *moat_session_describe_qemu_args (const MoatSession *session);
+gboolean moat_session_reload (MoatSession *session, const char *trigger,
+                              GError **error);

@@ -1,0 +1,527 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* secrets.c - credentials kept out of the guest behind per-session placeholders */
+#define G_LOG_DOMAIN "moat-secrets"
+
+#include "secrets.h"
+
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <string.h>
+
+#include "config.h"
+#include "error.h"
+#include "http.h"
+#include "policy.h"
+
+/*
+ * The guest only ever sees a placeholder, a random string per secret and
+ * session. On the way out, moat replaces a placeholder with the real value
+ * in the request headers of requests to the secret's hosts, including
+ * inside "Authorization: Basic" credentials, which are base64. A
+ * placeholder on its way to any other host means that something in the
+ * guest tries to move the credential elsewhere, so the request is denied.
+ * On the way back, real values in response headers become placeholders
+ * again.
+ *
+ * Values are never logged: error messages name the secret, its variable or
+ * its file, never the value.
+ */
+
+/* Random bytes per placeholder: 128 bits, written as 32 hex digits. */
+#define PLACEHOLDER_RANDOM_BYTES 16
+
+/**
+ * Secret:
+ * @name: the secret's name
+ * @value: the real value
+ * @placeholder: what the guest sees in place of @value
+ * @hosts: host patterns of the requests that receive @value
+ */
+typedef struct {
+  char *name;
+  char *value;
+  char *placeholder;
+  GStrv hosts;
+} Secret;
+
+struct MoatSecrets {
+  gatomicrefcount ref_count;
+  GPtrArray *secrets;
+};
+
+static void
+secret_free (Secret *secret)
+{
+  if (secret == NULL)
+    return;
+  g_free (secret->name);
+  if (secret->value != NULL)
+    {
+      /* Keep the value out of freed heap memory. */
+      memset (secret->value, 0, strlen (secret->value));
+      g_free (secret->value);
+    }
+  g_free (secret->placeholder);
+  g_strfreev (secret->hosts);
+  g_free (secret);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Secret, secret_free)
+
+static char *
+new_placeholder (const char *name, GError **error)
+{
+  guint8 random[PLACEHOLDER_RANDOM_BYTES];
+  GString *placeholder;
+  int status;
+
+  status = gnutls_rnd (GNUTLS_RND_RANDOM, random, sizeof random);
+  if (status < 0)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                   "failed to generate a placeholder for secret \"%s\": %s",
+                   name, gnutls_strerror (status));
+      return NULL;
+    }
+
+  placeholder = g_string_new (MOAT_PLACEHOLDER_PREFIX);
+  g_string_append_printf (placeholder, "%s-", name);
+  for (gsize i = 0; i < sizeof random; i++)
+    g_string_append_printf (placeholder, "%02x", random[i]);
+  return g_string_free (placeholder, FALSE);
+}
+
+/* Checks a value read from the environment or a file. It goes into header
+ * fields, so CR, LF, NUL and other control bytes could split or end a
+ * field (RFC 9110 section 5.5). */
+static gboolean
+check_value (const char *name, const char *source, const char *value,
+             gsize length, GError **error)
+{
+  if (length == 0)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "secret \"%s\": the value from %s is empty", name, source);
+      return FALSE;
+    }
+  if (length > MOAT_SECRET_VALUE_MAX)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "secret \"%s\": the value from %s is %" G_GSIZE_FORMAT
+                   " bytes long, more than the %d bytes allowed", name,
+                   source, length, MOAT_SECRET_VALUE_MAX);
+      return FALSE;
+    }
+  for (gsize i = 0; i < length; i++)
+    {
+      guchar c = (guchar) value[i];
+
+      if ((c < 0x20 && c != '\t') || c == 0x7f)
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "secret \"%s\": the value from %s contains the "
+                       "control byte 0x%02x at offset %" G_GSIZE_FORMAT
+                       ", which cannot be sent in a header field", name,
+                       source, (guint) c, i);
+          return FALSE;
+        }
+    }
+
+  return TRUE;
+}
+
+/* Reads the value of @spec from its variable or file. */
+static char *
+read_value (const MoatSecretSpec *spec, GError **error)
+{
+  g_autofree char *contents = NULL;
+  g_autofree char *source = NULL;
+  g_autoptr (GError) local_error = NULL;
+  gsize length;
+
+  if (spec->value_env != NULL)
+    {
+      const char *value = g_getenv (spec->value_env);
+
+      source = g_strdup_printf ("environment variable %s", spec->value_env);
+      if (value == NULL)
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "secret \"%s\": environment variable %s is not set: "
+                       "export it before starting moat", spec->name,
+                       spec->value_env);
+          return NULL;
+        }
+      contents = g_strdup (value);
+      length = strlen (contents);
+    }
+  else
+    {
+      source = g_strdup_printf ("file %s", spec->value_file);
+      if (!g_file_get_contents (spec->value_file, &contents, &length,
+                                &local_error))
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "secret \"%s\": failed to read the value: %s",
+                       spec->name, local_error->message);
+          return NULL;
+        }
+      if (memchr (contents, '\0', length) != NULL)
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "secret \"%s\": %s contains a NUL byte", spec->name,
+                       source);
+          return NULL;
+        }
+      /* Editors end files with a newline that is not part of the value. */
+      if (length > 0 && contents[length - 1] == '\n')
+        contents[--length] = '\0';
+      if (length > 0 && contents[length - 1] == '\r')
+        contents[--length] = '\0';
+    }
+
+  if (!check_value (spec->name, source, contents, length, error))
+    return NULL;
+  return g_steal_pointer (&contents);
+}
+
+static const Secret *
+find_secret (const MoatSecrets *secrets, const char *name)
+{
+  for (guint i = 0; secrets != NULL && i < secrets->secrets->len; i++)
+    {
+      const Secret *secret = g_ptr_array_index (secrets->secrets, i);
+
+      if (strcmp (secret->name, name) == 0)
+        return secret;
+    }
+
+  return NULL;
+}
+
+/**
+ * moat_secrets_new:
+ * @specs: (element-type MoatSecretSpec): the "[secret NAME]" groups
+ * @previous: (nullable): the secrets this set replaces on a reload; a
+ *   secret with the same name keeps its placeholder, so the guest's copy
+ *   stays valid
+ * @error: return location for a #GError
+ *
+ * Reads each value from its environment variable or file and makes a
+ * placeholder for each secret that @previous does not have.
+ *
+ * Return: (transfer full): the secrets, or %NULL with a %MOAT_ERROR_CONFIG
+ *   error naming the secret and where its value was to come from
+ */
+MoatSecrets *
+moat_secrets_new (const GPtrArray *specs, const MoatSecrets *previous,
+                  GError **error)
+{
+  g_autoptr (MoatSecrets) secrets = g_new0 (MoatSecrets, 1);
+
+  g_atomic_ref_count_init (&secrets->ref_count);
+  secrets->secrets = g_ptr_array_new_with_free_func (
+      (GDestroyNotify) secret_free);
+
+  for (guint i = 0; specs != NULL && i < specs->len; i++)
+    {
+      const MoatSecretSpec *spec = g_ptr_array_index (specs, i);
+      const Secret *old = find_secret (previous, spec->name);
+      g_autoptr (Secret) secret = g_new0 (Secret, 1);
+
+      g_return_val_if_fail (spec->hosts != NULL, NULL);
+      secret->name = g_strdup (spec->name);
+      secret->hosts = g_strdupv (spec->hosts);
+      secret->value = read_value (spec, error);
+      if (secret->value == NULL)
+        return NULL;
+      if (old != NULL)
+        secret->placeholder = g_strdup (old->placeholder);
+      else
+        secret->placeholder = new_placeholder (spec->name, error);
+      if (secret->placeholder == NULL)
+        return NULL;
+      g_ptr_array_add (secrets->secrets, g_steal_pointer (&secret));
+    }
+
+  return g_steal_pointer (&secrets);
+}
+
+MoatSecrets *
+moat_secrets_ref (MoatSecrets *secrets)
+{
+  g_return_val_if_fail (secrets != NULL, NULL);
+
+  g_atomic_ref_count_inc (&secrets->ref_count);
+  return secrets;
+}
+
+void
+moat_secrets_unref (MoatSecrets *secrets)
+{
+  if (secrets == NULL || !g_atomic_ref_count_dec (&secrets->ref_count))
+    return;
+
+  g_clear_pointer (&secrets->secrets, g_ptr_array_unref);
+  g_free (secrets);
+}
+
+guint
+moat_secrets_get_count (const MoatSecrets *secrets)
+{
+  return secrets != NULL ? secrets->secrets->len : 0;
+}
+
+/* Returns the placeholder of secret @name, or %NULL if there is none. */
+const char *
+moat_secrets_get_placeholder (const MoatSecrets *secrets, const char *name)
+{
+  const Secret *secret = find_secret (secrets, name);
+
+  return secret != NULL ? secret->placeholder : NULL;
+}
+
+/**
+ * moat_secrets_write_placeholders:
+ * @secrets: the secrets
+ * @path: file to write, replaced atomically
+ * @error: return location for a #GError
+ *
+ * Writes one "NAME=PLACEHOLDER" line per secret, in configuration order,
+ * with mode 0600, for a launcher to pass into the guest.
+ *
+ * Return: %TRUE on success
+ */
+gboolean
+moat_secrets_write_placeholders (const MoatSecrets *secrets, const char *path,
+                                 GError **error)
+{
+  g_autoptr (GString) text = g_string_new (NULL);
+  g_autoptr (GError) local_error = NULL;
+
+  for (guint i = 0; i < moat_secrets_get_count (secrets); i++)
+    {
+      const Secret *secret = g_ptr_array_index (secrets->secrets, i);
+
+      g_string_append_printf (text, "%s=%s\n", secret->name,
+                              secret->placeholder);
+    }
+
+  if (!g_file_set_contents_full (path, text->str, text->len,
+                                 G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+                                 &local_error))
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                   "failed to write the secret placeholders to %s: %s", path,
+                   local_error->message);
+      return FALSE;
+    }
+
+  return TRUE;
+}
+
+static gboolean
+secret_allows_host (const Secret *secret, const char *host)
+{
+  for (guint i = 0; secret->hosts[i] != NULL; i++)
+    {
+      if (moat_host_pattern_match (secret->hosts[i], host))
+        return TRUE;
+    }
+
+  return FALSE;
+}
+
+/* Finds @needle in the first @length bytes of @haystack, which may contain
+ * NUL bytes (decoded Basic credentials). */
+static const char *
+find_bytes (const char *haystack, gsize length, const char *needle)
+{
+  gsize needle_length = strlen (needle);
+
+  if (needle_length == 0 || needle_length > length)
+    return NULL;
+  for (gsize i = 0; i + needle_length <= length; i++)
+    {
+      if (memcmp (haystack + i, needle, needle_length) == 0)
+        return haystack + i;
+    }
+
+  return NULL;
+}
+
+/**
+ * moat_secrets_find_misplaced:
+ * @secrets: (nullable): the secrets
+ * @host: host name the request goes to
+ * @text: request text to check, such as the request target
+ *
+ * Return: (nullable): the name of the first secret whose placeholder is in
+ *   @text although @host is not one of its hosts, or %NULL
+ */
+const char *
+moat_secrets_find_misplaced (const MoatSecrets *secrets, const char *host,
+                             const char *text)
+{
+  for (guint i = 0; i < moat_secrets_get_count (secrets); i++)
+    {
+      const Secret *secret = g_ptr_array_index (secrets->secrets, i);
+
+      if (strstr (text, secret->placeholder) != NULL
+          && !secret_allows_host (secret, host))
+        return secret->name;
+    }
+
+  return NULL;
+}
+
+/**
+ * replace_placeholders:
+ * @secrets: the secrets
+ * @host: host name the request goes to
+ * @text: bytes to rewrite, not necessarily NUL-terminated
+ * @length: bytes of @text
+ * @misplaced: (out): set to a secret name when @text has a placeholder
+ *   that @host may not receive
+ *
+ * Return: (transfer full) (nullable): @text with the placeholders of the
+ *   secrets of @host replaced by their values, or %NULL if nothing changed
+ */
+static GString *
+replace_placeholders (const MoatSecrets *secrets, const char *host,
+                      const char *text, gsize length, const char **misplaced)
+{
+  g_autoptr (GString) result = NULL;
+
+  for (guint i = 0; i < secrets->secrets->len; i++)
+    {
+      const Secret *secret = g_ptr_array_index (secrets->secrets, i);
+      const char *current = result != NULL ? result->str : text;
+      gsize current_length = result != NULL ? result->len : length;
+
+      if (find_bytes (current, current_length, secret->placeholder) == NULL)
+        continue;
+      if (!secret_allows_host (secret, host))
+        {
+          *misplaced = secret->name;
+          continue;
+        }
+      if (result == NULL)
+        result = g_string_new_len (text, length);
+      g_string_replace (result, secret->placeholder, secret->value, 0);
+    }
+
+  return g_steal_pointer (&result);
+}
+
+/* Rewrites "Basic <base64>" credentials (RFC 7617). Returns the new field
+ * value, or %NULL if it does not change. */
+static char *
+inject_basic (const MoatSecrets *secrets, const char *host,
+              const char *value, const char **misplaced)
+{
+  g_autofree guchar *decoded = NULL;
+  g_autofree char *encoded = NULL;
+  g_autoptr (GString) replaced = NULL;
+  const char *token;
+  gsize length;
+
+  if (g_ascii_strncasecmp (value, "Basic ", 6) != 0)
+    return NULL;
+  token = value + 6;
+  while (*token == ' ')
+    token++;
+  if (*token == '\0' || strspn (token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
+                                       "klmnopqrstuvwxyz0123456789+/=")
+                        != strlen (token))
+    return NULL;
+
+  decoded = g_base64_decode (token, &length);
+  replaced = replace_placeholders (secrets, host, (const char *) decoded,
+                                   length, misplaced);
+  if (replaced == NULL)
+    return NULL;
+  encoded = g_base64_encode ((const guchar *) replaced->str, replaced->len);
+  return g_strdup_printf ("Basic %s", encoded);
+}
+
+/**
+ * moat_secrets_inject:
+ * @secrets: (nullable): the secrets
+ * @host: host name the request goes to
+ * @headers: (element-type MoatHttpHeader): the request fields for the
+ *   upstream, rewritten in place
+ * @misplaced: (out): the name of a secret whose placeholder is in
+ *   @headers although @host is not one of its hosts, or %NULL
+ *
+ * Replaces each placeholder with the real value in every field value, and
+ * inside Basic credentials of Authorization and Proxy-Authorization, for
+ * the secrets whose hosts match @host.
+ *
+ * Return: %FALSE if a placeholder was found that @host may not receive;
+ *   the request must then not be sent
+ */
+gboolean
+moat_secrets_inject (const MoatSecrets *secrets, const char *host,
+                     GPtrArray *headers, const char **misplaced)
+{
+  *misplaced = NULL;
+  if (moat_secrets_get_count (secrets) == 0)
+    return TRUE;
+
+  for (guint i = 0; i < headers->len; i++)
+    {
+      MoatHttpHeader *header = g_ptr_array_index (headers, i);
+      g_autoptr (GString) replaced = NULL;
+      char *basic = NULL;
+
+      if (g_ascii_strcasecmp (header->name, "Authorization") == 0
+          || g_ascii_strcasecmp (header->name, "Proxy-Authorization") == 0)
+        basic = inject_basic (secrets, host, header->value, misplaced);
+      if (basic != NULL)
+        {
+          g_free (header->value);
+          header->value = basic;
+        }
+
+      replaced = replace_placeholders (secrets, host, header->value,
+                                       strlen (header->value), misplaced);
+      if (replaced != NULL)
+        {
+          g_free (header->value);
+          header->value = g_string_free (g_steal_pointer (&replaced), FALSE);
+        }
+    }
+
+  return *misplaced == NULL;
+}
+
+/**
+ * moat_secrets_scrub:
+ * @secrets: (nullable): the secrets
+ * @value: a response field value from an upstream
+ *
+ * Return: (transfer full) (nullable): @value with every real secret value
+ *   replaced by its placeholder, or %NULL if @value contains none
+ */
+char *
+moat_secrets_scrub (const MoatSecrets *secrets, const char *value)
+{
+  g_autoptr (GString) result = NULL;
+
+  for (guint i = 0; i < moat_secrets_get_count (secrets); i++)
+    {
+      const Secret *secret = g_ptr_array_index (secrets->secrets, i);
+      const char *current = result != NULL ? result->str : value;
+
+      if (strstr (current, secret->value) == NULL)
+        continue;
+      if (result == NULL)
+        result = g_string_new (value);
+      g_string_replace (result, secret->value, secret->placeholder, 0);
+    }
+
+  return result != NULL ? g_string_free (g_steal_pointer (&result), FALSE)
+                        : NULL;
+}
