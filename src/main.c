@@ -18,6 +18,7 @@
 #include "config.h"
 #include "error.h"
 #include "moat-limits.h"
+#include "run.h"
 #include "session.h"
 
 /* Exit statuses: 0 after a clean stop, 1 on a runtime failure, 2 for an
@@ -165,6 +166,10 @@ main (int argc, char **argv)
   /* "moat check" decides one request offline and has its own options. */
   if (argc > 1 && strcmp (argv[1], "check") == 0)
     return moat_check_main (argc - 1, argv + 1);
+  /* "moat run" has its own options, and everything after COMMAND is
+   * COMMAND's. */
+  if (argc > 1 && strcmp (argv[1], "run") == 0)
+    return moat_run_main (argc - 1, argv + 1);
   context = g_option_context_new ("- policy-enforcing network for QEMU guests");
   g_option_context_set_summary (
       context,
@@ -182,7 +187,11 @@ main (int argc, char **argv)
       "       --ca-cert-out /run/user/1000/vm1-ca.pem\n"
       "  qemu-system-x86_64 ... -netdev stream,id=n0,server=off,"
       "addr.type=unix,addr.path=/run/user/1000/vm1.sock \\\n"
-      "       -device virtio-net-pci,netdev=n0\n");
+      "       -device virtio-net-pci,netdev=n0\n"
+      "\n"
+      "On Linux, 'moat run [OPTION...] -- COMMAND [ARGS...]' runs COMMAND in\n"
+      "a network namespace behind moat instead of a QEMU guest; see\n"
+      "'moat run --help'.\n");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {

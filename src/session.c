@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <glib/gstdio.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "flow.h"
@@ -27,10 +28,10 @@
  */
 #define NETWORK "10.0.0.0"
 #define NETWORK_MASK "255.255.0.0"
-#define GUEST_MASK "255.255.255.0"
-#define GATEWAY "10.0.2.2"
-#define DNS_SERVER "10.0.2.3"
-#define GUEST "10.0.2.15"
+#define GUEST_MASK MOAT_GUEST_NETMASK
+#define GATEWAY MOAT_GATEWAY_ADDRESS
+#define DNS_SERVER MOAT_DNS_ADDRESS
+#define GUEST MOAT_GUEST_ADDRESS
 #define POOL_FIRST "10.0.128.1"
 #define LEASE_SECONDS 86400
 /* Quiet time after a change of the configuration file before it is
@@ -58,7 +59,8 @@ static void
 session_on_transport_state (gboolean connected, gpointer user_data)
 {
   MoatSession *session = user_data;
-  MoatAuditEvent *event = moat_audit_event_new ("qemu");
+  MoatAuditEvent *event = moat_audit_event_new (session->tap ? "tap"
+                                                              : "qemu");
 
   moat_audit_event_add_string (event, "state",
                                connected ? "connected" : "disconnected");
@@ -154,11 +156,15 @@ session_create_ca (MoatSession *session, GError **error)
 }
 
 static gboolean
-session_create_transport (MoatSession *session, GError **error)
+session_create_transport (MoatSession *session, int tap_fd, GError **error)
 {
   MoatConfig *config = session->config;
 
-  if (config->fd >= 0)
+  if (tap_fd >= 0)
+    session->transport = moat_transport_new_tap (tap_fd, session_on_frame,
+                                                 session_on_transport_state,
+                                                 session, error);
+  else if (config->fd >= 0)
     session->transport = moat_transport_new_fd (config->fd, session_on_frame,
                                                 session_on_transport_state,
                                                 session, error);
@@ -328,24 +334,14 @@ session_watch_config (MoatSession *session)
                     G_CALLBACK (session_on_config_changed), session);
 }
 
-/**
- * moat_session_new:
- * @config: the validated configuration; the session takes ownership
- * @error: return location for an error
- *
- * Builds the policy, audit log, CA, host fetch, libslirp stack and QEMU
- * transport. When this fails nothing is listening, so a configuration
- * that cannot be loaded never lets traffic through.
- *
- * Return: the session, ready for its main loop to run.
- */
-MoatSession *
-moat_session_new (MoatConfig *config, GError **error)
+static MoatSession *
+session_new (MoatConfig *config, int tap_fd, GError **error)
 {
   g_autoptr (MoatSession) session = g_new0 (MoatSession, 1);
   MoatStackConfig stack_config;
 
   session->config = config;
+  session->tap = tap_fd >= 0;
   session->loop = g_main_loop_new (NULL, FALSE);
   session->flows = g_hash_table_new_full (g_direct_hash, g_direct_equal,
                                           (GDestroyNotify) moat_flow_free,
@@ -393,10 +389,52 @@ moat_session_new (MoatConfig *config, GError **error)
   if (session->stack == NULL)
     return NULL;
 
-  if (!session_create_transport (session, error))
+  if (!session_create_transport (session, tap_fd, error))
     return NULL;
   session_watch_config (session);
   return g_steal_pointer (&session);
+}
+
+/**
+ * moat_session_new:
+ * @config: the validated configuration; the session takes ownership
+ * @error: return location for an error
+ *
+ * Builds the policy, audit log, CA, host fetch, libslirp stack and QEMU
+ * transport. When this fails nothing is listening, so a configuration
+ * that cannot be loaded never lets traffic through.
+ *
+ * Return: the session, ready for its main loop to run.
+ */
+MoatSession *
+moat_session_new (MoatConfig *config, GError **error)
+{
+  return session_new (config, -1, error);
+}
+
+/**
+ * moat_session_new_tap:
+ * @config: the validated configuration; the session takes ownership. Its
+ *   QEMU socket settings are ignored.
+ * @tap_fd: a TAP device opened with IFF_TAP | IFF_NO_PI; the session takes
+ *   ownership, also on failure
+ * @error: return location for an error
+ *
+ * Builds the same data path as moat_session_new(), attached to a TAP
+ * device in place of QEMU (moat run).
+ *
+ * Return: the session, ready for its main loop to run.
+ */
+MoatSession *
+moat_session_new_tap (MoatConfig *config, int tap_fd, GError **error)
+{
+  MoatSession *session = session_new (config, tap_fd, error);
+
+  /* The transport is the last part built, so on failure nothing owns the
+   * device yet. */
+  if (session == NULL)
+    close (tap_fd);
+  return session;
 }
 
 void

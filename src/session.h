@@ -18,6 +18,13 @@
 #include "secrets.h"
 #include "tls.h"
 
+/* The guest's side of the "-netdev user" layout: offered by DHCP to QEMU
+ * guests, set up statically by moat run. */
+#define MOAT_GUEST_ADDRESS "10.0.2.15"
+#define MOAT_GUEST_NETMASK "255.255.255.0"
+#define MOAT_GATEWAY_ADDRESS "10.0.2.2"
+#define MOAT_DNS_ADDRESS "10.0.2.3"
+
 typedef struct MoatStack MoatStack;
 typedef struct MoatTransport MoatTransport;
 typedef struct MoatGuard MoatGuard;
@@ -46,6 +53,7 @@ typedef struct MoatGuard MoatGuard;
  * @exit_status: process exit status once @loop quits
  * @config_monitor: (nullable): watches the configuration file for reloads
  * @reload_id: timeout source of a pending reload, or 0
+ * @tap: %TRUE when @transport is a TAP device (moat run), not QEMU
  */
 typedef struct {
   MoatConfig *config;
@@ -68,9 +76,12 @@ typedef struct {
   int exit_status;
   GFileMonitor *config_monitor;
   guint reload_id;
+  gboolean tap;
 } MoatSession;
 
 MoatSession *moat_session_new (MoatConfig *config, GError **error);
+MoatSession *moat_session_new_tap (MoatConfig *config, int tap_fd,
+                                   GError **error);
 void moat_session_free (MoatSession *session);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MoatSession, moat_session_free)
 

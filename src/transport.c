@@ -10,6 +10,12 @@
  * In listen mode (--socket) moat accepts one QEMU at a time and, when it
  * disconnects (guest reboot, QEMU restart), accepts the next one. With
  * --connect or --fd there is nothing to wait for, and a disconnect is final.
+ *
+ * TAP mode (moat run) reads and writes a Linux TAP device opened with
+ * IFF_NO_PI instead: each read() returns one frame and each write() sends
+ * one, with no length prefix. Outgoing frames that the device does not take
+ * at once wait in the same queue, still prefixed, so that the queue can
+ * tell where each frame ends.
  */
 #define G_LOG_DOMAIN "moat-transport"
 
@@ -30,6 +36,9 @@
 #define LENGTH_PREFIX 4
 /* Bytes read from the socket per read() call. */
 #define READ_CHUNK (256 * 1024)
+/* Frames read from a TAP device per wakeup, so that a busy device cannot
+ * starve the rest of the main loop. */
+#define TAP_READS_PER_WAKEUP 64
 
 struct MoatTransport {
   int listen_fd;
@@ -38,6 +47,8 @@ struct MoatTransport {
 
   int fd;
   MoatFdWatch *watch;
+  /* TRUE when @fd is a TAP device: one frame per read() and write(). */
+  gboolean tap;
 
   /* Received bytes not yet forming a complete frame. */
   guint8 *in;
@@ -288,6 +299,35 @@ moat_transport_new_fd (int fd, MoatTransportFrameFunc on_frame,
   return transport;
 }
 
+/**
+ * moat_transport_new_tap:
+ * @fd: a TAP device opened with IFF_TAP | IFF_NO_PI; the transport takes
+ *   ownership
+ * @on_frame: frame callback
+ * @on_state: connect/disconnect callback, called once with %TRUE now
+ * @user_data: passed to the callbacks
+ * @error: return location for an error
+ *
+ * A disconnect (the device failing) is final, as with --fd.
+ *
+ * Return: the transport.
+ */
+MoatTransport *
+moat_transport_new_tap (int fd, MoatTransportFrameFunc on_frame,
+                        MoatTransportStateFunc on_state, gpointer user_data,
+                        GError **error)
+{
+  MoatTransport *transport;
+
+  if (!set_nonblocking (fd, error))
+    return NULL;
+  fcntl (fd, F_SETFD, FD_CLOEXEC);
+  transport = transport_new (on_frame, on_state, user_data);
+  transport->tap = TRUE;
+  transport_attach (transport, fd);
+  return transport;
+}
+
 void
 moat_transport_free (MoatTransport *transport)
 {
@@ -429,8 +469,64 @@ transport_read (MoatTransport *transport)
     transport_detach (transport, "invalid frame length");
 }
 
+/* Reads up to TAP_READS_PER_WAKEUP frames, one per read(). */
 static void
-transport_flush (MoatTransport *transport)
+transport_read_tap (MoatTransport *transport)
+{
+  for (int i = 0; i < TAP_READS_PER_WAKEUP && transport->fd >= 0; i++)
+    {
+      ssize_t n = read (transport->fd, transport->in, MOAT_FRAME_MAX);
+
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno != EAGAIN)
+            transport_detach (transport, g_strerror (errno));
+          return;
+        }
+      if (n == 0)
+        {
+          transport_detach (transport, "end of file on the TAP device");
+          return;
+        }
+      transport->on_frame (transport->in, n, transport->user_data);
+    }
+}
+
+/* Writes queued frames to a TAP device, one frame per write(). */
+static gboolean
+transport_flush_tap (MoatTransport *transport)
+{
+  while (transport->out->len - transport->out_offset >= LENGTH_PREFIX)
+    {
+      const guint8 *entry = transport->out->data + transport->out_offset;
+      guint32 frame_length = read_be32 (entry);
+      ssize_t n = write (transport->fd, entry + LENGTH_PREFIX, frame_length);
+
+      if (n < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN)
+            return TRUE;
+          /* EIO while the interface is down and the like: the kernel
+           * drops the frame, as a cable would. */
+          if (errno != EIO && errno != ENOBUFS)
+            {
+              transport_detach (transport, g_strerror (errno));
+              return FALSE;
+            }
+          transport->dropped_frames++;
+        }
+      transport->out_offset += LENGTH_PREFIX + frame_length;
+    }
+  return TRUE;
+}
+
+/* Writes queued bytes to a stream socket. */
+static gboolean
+transport_flush_stream (MoatTransport *transport)
 {
   while (transport->out_offset < transport->out->len)
     {
@@ -444,10 +540,21 @@ transport_flush (MoatTransport *transport)
           if (errno == EAGAIN)
             break;
           transport_detach (transport, g_strerror (errno));
-          return;
+          return FALSE;
         }
       transport->out_offset += n;
     }
+  return TRUE;
+}
+
+static void
+transport_flush (MoatTransport *transport)
+{
+  gboolean attached = transport->tap ? transport_flush_tap (transport)
+                                     : transport_flush_stream (transport);
+
+  if (!attached)
+    return;
   if (transport->out_offset == transport->out->len)
     {
       g_byte_array_set_size (transport->out, 0);
@@ -467,7 +574,11 @@ transport_on_io (GIOCondition revents, gpointer user_data)
 
   if (revents & G_IO_OUT)
     transport_flush (transport);
-  if (transport->fd >= 0 && (revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+  if (transport->fd < 0 || !(revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)))
+    return;
+  if (transport->tap)
+    transport_read_tap (transport);
+  else
     transport_read (transport);
 }
 

@@ -25,6 +25,10 @@ MoatTransport *moat_transport_new_connect (const char *path,
 MoatTransport *moat_transport_new_fd (int fd, MoatTransportFrameFunc on_frame,
                                       MoatTransportStateFunc on_state,
                                       gpointer user_data, GError **error);
+MoatTransport *moat_transport_new_tap (int fd,
+                                       MoatTransportFrameFunc on_frame,
+                                       MoatTransportStateFunc on_state,
+                                       gpointer user_data, GError **error);
 void moat_transport_free (MoatTransport *transport);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (MoatTransport, moat_transport_free)
 
