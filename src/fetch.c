@@ -55,6 +55,14 @@
  */
 #define FETCH_HOST_CONNECTIONS_MAX 16
 
+/*
+ * Idle upstream connections kept for reuse. libcurl's default keeps four
+ * per easy handle in use, so after a burst of short requests it closed
+ * connections that the next burst had to open again, with a new TLS
+ * handshake and a new parse of the CA bundle each.
+ */
+#define FETCH_IDLE_CONNECTIONS_MAX 256
+
 /* Seconds to establish the TCP connection and TLS session upstream. */
 #define FETCH_CONNECT_TIMEOUT_S 30
 
@@ -701,6 +709,8 @@ moat_fetch_new (const MoatConfig *config, GError **error)
                      (long) CURLPIPE_MULTIPLEX);
   curl_multi_setopt (fetch->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
                      (long) FETCH_HOST_CONNECTIONS_MAX);
+  curl_multi_setopt (fetch->multi, CURLMOPT_MAXCONNECTS,
+                     (long) FETCH_IDLE_CONNECTIONS_MAX);
 
   if (!load_connect_to (fetch, config->connect_to, error))
     return NULL;
