@@ -26,6 +26,10 @@
  *
  * Values are never logged: error messages name the secret, its variable or
  * its file, never the value.
+ *
+ * NOTE: request bodies are neither rewritten nor checked for placeholders,
+ * and response bodies are not scrubbed, so an upstream that echoes a
+ * request header in its body hands the real value to the guest.
  */
 
 /* Random bytes per placeholder: 128 bits, written as 32 hex digits. */
