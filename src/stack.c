@@ -41,12 +41,30 @@
 /* Name of the guest forward socket inside the session directory. */
 #define FORWARD_SOCKET_NAME "fwd"
 
+/*
+ * GLib signals its wakeup eventfd whenever a poll record is added or
+ * removed, which makes the next poll() return at once. Re-registering
+ * libslirp's descriptors on every prepare therefore kept the loop
+ * spinning, so records are kept per descriptor and only their events are
+ * updated in place: GLib reads GPollFD.events anew on every iteration.
+ */
 typedef struct {
   GSource source;
   MoatStack *stack;
-  GArray *pollfds;
+  /* Registered records by descriptor: int fd -> GPollFD *. */
+  GHashTable *records;
+  /* Records in the order of this iteration's slirp_pollfds_fill(); the
+   * index that add_poll returns points in here. */
+  GPtrArray *active;
+  guint64 generation;
   gint64 deadline_us;
 } SlirpSource;
+
+/* A registered record, tagged with the iteration that last used it. */
+typedef struct {
+  GPollFD pollfd;
+  guint64 generation;
+} SlirpPollRecord;
 
 typedef struct {
   MoatStack *stack;
@@ -158,7 +176,9 @@ stack_unregister_poll_fd (int fd, void *opaque)
 static void
 stack_notify (void *opaque)
 {
-  g_main_context_wakeup (NULL);
+  /* libslirp runs only on the main loop's thread, and the next prepare
+   * collects whatever changed. Waking the loop here made it spin: libslirp
+   * calls this for every segment that frees buffer space. */
 }
 
 static const SlirpCb stack_callbacks = {
@@ -179,54 +199,75 @@ static int
 slirp_source_add_poll (int fd, int events, void *opaque)
 {
   SlirpSource *source = opaque;
-  GPollFD pollfd = { .fd = fd, .events = 0 };
+  SlirpPollRecord *record = g_hash_table_lookup (source->records,
+                                                 GINT_TO_POINTER (fd));
+  gushort wanted = 0;
 
   if (events & SLIRP_POLL_IN)
-    pollfd.events |= G_IO_IN;
+    wanted |= G_IO_IN;
   if (events & SLIRP_POLL_OUT)
-    pollfd.events |= G_IO_OUT;
+    wanted |= G_IO_OUT;
   if (events & SLIRP_POLL_PRI)
-    pollfd.events |= G_IO_PRI;
+    wanted |= G_IO_PRI;
   if (events & SLIRP_POLL_ERR)
-    pollfd.events |= G_IO_ERR;
+    wanted |= G_IO_ERR;
   if (events & SLIRP_POLL_HUP)
-    pollfd.events |= G_IO_HUP;
-  g_array_append_val (source->pollfds, pollfd);
-  return source->pollfds->len - 1;
+    wanted |= G_IO_HUP;
+
+  if (record == NULL)
+    {
+      record = g_new0 (SlirpPollRecord, 1);
+      record->pollfd.fd = fd;
+      g_hash_table_insert (source->records, GINT_TO_POINTER (fd), record);
+      g_source_add_poll ((GSource *) source, &record->pollfd);
+    }
+  record->pollfd.events = wanted;
+  record->generation = source->generation;
+  g_ptr_array_add (source->active, record);
+  return source->active->len - 1;
 }
 
 static int
 slirp_source_get_revents (int index, void *opaque)
 {
   SlirpSource *source = opaque;
-  GPollFD *pollfd;
+  SlirpPollRecord *record;
   int revents = 0;
 
-  if (index < 0 || (guint) index >= source->pollfds->len)
+  if (index < 0 || (guint) index >= source->active->len)
     return 0;
-  pollfd = &g_array_index (source->pollfds, GPollFD, index);
-  if (pollfd->revents & G_IO_IN)
+  record = source->active->pdata[index];
+  if (record->pollfd.revents & G_IO_IN)
     revents |= SLIRP_POLL_IN;
-  if (pollfd->revents & G_IO_OUT)
+  if (record->pollfd.revents & G_IO_OUT)
     revents |= SLIRP_POLL_OUT;
-  if (pollfd->revents & G_IO_PRI)
+  if (record->pollfd.revents & G_IO_PRI)
     revents |= SLIRP_POLL_PRI;
-  if (pollfd->revents & G_IO_ERR)
+  if (record->pollfd.revents & G_IO_ERR)
     revents |= SLIRP_POLL_ERR;
-  if (pollfd->revents & G_IO_HUP)
+  if (record->pollfd.revents & G_IO_HUP)
     revents |= SLIRP_POLL_HUP;
   return revents;
 }
 
+/* Unregisters records of descriptors that libslirp no longer polls, or
+ * all of them when @all is set. */
 static void
-slirp_source_remove_polls (SlirpSource *source)
+slirp_source_remove_stale (SlirpSource *source, gboolean all)
 {
-  guint i;
+  GHashTableIter iter;
+  gpointer value;
 
-  for (i = 0; i < source->pollfds->len; i++)
-    g_source_remove_poll ((GSource *) source,
-                          &g_array_index (source->pollfds, GPollFD, i));
-  g_array_set_size (source->pollfds, 0);
+  g_hash_table_iter_init (&iter, source->records);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      SlirpPollRecord *record = value;
+
+      if (!all && record->generation == source->generation)
+        continue;
+      g_source_remove_poll ((GSource *) source, &record->pollfd);
+      g_hash_table_iter_remove (&iter);
+    }
 }
 
 static gboolean
@@ -234,17 +275,12 @@ slirp_source_prepare (GSource *gsource, gint *timeout)
 {
   SlirpSource *source = (SlirpSource *) gsource;
   uint32_t slirp_timeout = 1000;
-  guint i;
 
-  /* The poll records are rebuilt each time because libslirp decides per
-   * iteration which sockets it wants to read or write. The array is not
-   * resized while its elements are registered, so their addresses stay
-   * valid until the next prepare. */
-  slirp_source_remove_polls (source);
+  source->generation++;
+  g_ptr_array_set_size (source->active, 0);
   slirp_pollfds_fill (source->stack->slirp, &slirp_timeout,
                       slirp_source_add_poll, source);
-  for (i = 0; i < source->pollfds->len; i++)
-    g_source_add_poll (gsource, &g_array_index (source->pollfds, GPollFD, i));
+  slirp_source_remove_stale (source, FALSE);
 
   source->deadline_us = g_get_monotonic_time () + slirp_timeout * 1000LL;
   *timeout = (gint) MIN (slirp_timeout, (uint32_t) G_MAXINT);
@@ -257,9 +293,13 @@ slirp_source_check (GSource *gsource)
   SlirpSource *source = (SlirpSource *) gsource;
   guint i;
 
-  for (i = 0; i < source->pollfds->len; i++)
-    if (g_array_index (source->pollfds, GPollFD, i).revents != 0)
-      return TRUE;
+  for (i = 0; i < source->active->len; i++)
+    {
+      SlirpPollRecord *record = source->active->pdata[i];
+
+      if (record->pollfd.revents != 0)
+        return TRUE;
+    }
   return g_get_monotonic_time () >= source->deadline_us;
 }
 
@@ -278,7 +318,8 @@ slirp_source_finalize (GSource *gsource)
 {
   SlirpSource *source = (SlirpSource *) gsource;
 
-  g_array_unref (source->pollfds);
+  g_hash_table_unref (source->records);
+  g_ptr_array_unref (source->active);
 }
 
 static GSourceFuncs slirp_source_funcs = {
@@ -403,7 +444,10 @@ moat_stack_new (const MoatStackConfig *config, MoatStackOutputFunc output,
   stack->source = (SlirpSource *) g_source_new (&slirp_source_funcs,
                                                 sizeof (SlirpSource));
   stack->source->stack = stack;
-  stack->source->pollfds = g_array_new (FALSE, TRUE, sizeof (GPollFD));
+  stack->source->records = g_hash_table_new_full (g_direct_hash,
+                                                  g_direct_equal, NULL,
+                                                  g_free);
+  stack->source->active = g_ptr_array_new ();
   g_source_attach ((GSource *) stack->source, NULL);
   return g_steal_pointer (&stack);
 }
@@ -415,7 +459,7 @@ moat_stack_free (MoatStack *stack)
     return;
   if (stack->source != NULL)
     {
-      slirp_source_remove_polls (stack->source);
+      slirp_source_remove_stale (stack->source, TRUE);
       g_source_destroy ((GSource *) stack->source);
       g_source_unref ((GSource *) stack->source);
     }
