@@ -15,10 +15,6 @@ set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build=${MOAT_DEMO_BUILD_DIR:-$repo/build}
 
-packages="meson ninja-build pkg-config gcc libglib2.0-dev libslirp-dev
-libgnutls28-dev libcurl4-gnutls-dev qemu-system-x86 busybox-static cpio
-linux-image-cloud-amd64 curl openssl python3 iproute2 util-linux kmod"
-
 if [ "$(id -u)" -eq 0 ]; then
 	as_root=""
 elif command -v sudo >/dev/null 2>&1; then
@@ -28,20 +24,9 @@ else
 	exit 1
 fi
 
-missing=""
-for package in $packages; do
-	status=$(dpkg-query -W -f '${db:Status-Status}' "$package" 2>/dev/null || true)
-	[ "$status" = installed ] || missing="$missing $package"
-done
-if [ -n "$missing" ] && [ "${MOAT_DEMO_SKIP_APT:-0}" != 1 ]; then
-	echo "== installing:$missing"
-	$as_root apt-get update
-	# shellcheck disable=SC2086 # the list is meant to split into words
-	$as_root env DEBIAN_FRONTEND=noninteractive \
-		apt-get install -y --no-install-recommends $missing
-else
-	echo "== Debian packages: all present"
-fi
+# One package list for the demo and the tests.
+MOAT_SKIP_APT=${MOAT_DEMO_SKIP_APT:-${MOAT_SKIP_APT:-0}} \
+	"$repo/contrib/install-deps.sh"
 
 echo "== building moat in $build"
 if [ ! -f "$build/build.ninja" ]; then

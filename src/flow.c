@@ -1276,10 +1276,11 @@ flow_handshake (MoatFlow *flow)
     return;
   if (status != MOAT_TLS_OK)
     {
-      g_autofree char *reason = g_strdup_printf (
-          "TLS handshake failed: %s",
-          error ? error->message : "connection closed");
-      flow_audit_connection (flow, FALSE, "tls", reason);
+      /* tls.c's messages start with "TLS handshake failed". */
+      flow_audit_connection (flow, FALSE, "tls",
+                             error ? error->message
+                                   : "TLS handshake failed: connection "
+                                     "closed");
       flow_close (flow);
       return;
     }

@@ -113,8 +113,12 @@ print_banner (const MoatSession *session)
   fprintf (stderr, "  QEMU options:   %s\n", qemu_args);
   fprintf (stderr, "  CA certificate: %s (install it in the guest to "
            "trust intercepted HTTPS)\n", config->ca_cert_out);
-  fprintf (stderr, "  audit log:      %s\n",
-           config->audit_path ? config->audit_path : "(none; set --audit)");
+  if (config->audit_path == NULL)
+    fprintf (stderr, "  audit log:      (none; set --audit)\n");
+  else if (strcmp (config->audit_path, "-") == 0)
+    fprintf (stderr, "  audit log:      standard output\n");
+  else
+    fprintf (stderr, "  audit log:      %s\n", config->audit_path);
   fprintf (stderr, "  policy:         %u allow and %u deny patterns%s\n",
            config->allow ? g_strv_length (config->allow) : 0,
            config->deny ? g_strv_length (config->deny) : 0,

@@ -137,7 +137,23 @@ session_create_ca (MoatSession *session, GError **error)
   const char *path = config->ca_cert_out;
 
   if (config->ca_cert != NULL)
-    session->ca = moat_ca_load (config->ca_cert, config->ca_key, error);
+    {
+      g_autoptr (GError) local_error = NULL;
+
+      session->ca = moat_ca_load (config->ca_cert, config->ca_key,
+                                  &local_error);
+      if (session->ca == NULL)
+        {
+          /* The CA files come from the configuration, so a bad one is a
+           * configuration error that names where it was set. */
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                       "%s%s[tls] ca-cert = %s, ca-key = %s: %s",
+                       config->path ? config->path : "",
+                       config->path ? ": " : "", config->ca_cert,
+                       config->ca_key, local_error->message);
+          return FALSE;
+        }
+    }
   else
     session->ca = moat_ca_new_ephemeral (error);
   if (session->ca == NULL)

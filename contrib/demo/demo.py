@@ -69,7 +69,10 @@ def show_guest(run):
             print(f"  X-Moat-Denied: {denied}")
         body = run.text(name + ".body").strip()
         if body:
-            print("  body: " + body.splitlines()[0][:120])
+            first_line = body.splitlines()[0]
+            if len(first_line) > 160:
+                first_line = first_line[:160].rsplit(" ", 1)[0] + " ..."
+            print("  body: " + first_line)
 
 
 DNS_TYPES = {1: "A", 28: "AAAA"}

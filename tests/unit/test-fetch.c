@@ -100,7 +100,12 @@ remove_folder (const char *path)
     {
       g_autofree char *file = g_build_filename (path, name, NULL);
 
-      g_unlink (file);
+      /* nginx leaves folders of its own (client_body_temp and others). */
+      if (g_file_test (file, G_FILE_TEST_IS_DIR)
+          && !g_file_test (file, G_FILE_TEST_IS_SYMLINK))
+        remove_folder (file);
+      else
+        g_unlink (file);
     }
   g_rmdir (path);
 }

@@ -1407,7 +1407,14 @@ def parse_arguments(argv):
     return parser.parse_args(argv)
 
 
+def _exit_on_sigterm(signum, frame):
+    # meson sends SIGTERM on a timeout. Raising SystemExit unwinds the
+    # with-blocks, which stop moat and QEMU instead of orphaning them.
+    sys.exit(128 + signum)
+
+
 def main(argv=None):
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse_arguments(sys.argv[1:] if argv is None else argv)
     if args.list:
         print("\n".join(CASES))
