@@ -980,6 +980,51 @@ def _check_denied(session, run, scheme):
                             "url": f"{scheme}://denied.wild.test/hello"})
 
 
+@case("http-semantics")
+def case_http_semantics(session):
+    """Keep-alive, HEAD, Expect: 100-continue and a chunked upload."""
+    run = session.boot(
+        "connects=$(curl -sS -o /dev/null -o /dev/null -w '%{num_connects},' "
+        "http://allowed.test/hello http://allowed.test/hello 2>/tmp/keepalive.err)\n"
+        "result keepalive rc=$? connects=$connects\n"
+        "fetch head -I http://allowed.test/hello\n"
+        "head -c 3000000 /dev/urandom >/tmp/up.bin\n"
+        "result upfile sha256=$(sha256sum /tmp/up.bin | cut -d' ' -f1)\n"
+        "fetch expect -H 'Expect: 100-continue' --data-binary @/tmp/up.bin "
+        "http://allowed.test/upload\n"
+        "fetch chunked -H 'Transfer-Encoding: chunked' --data-binary @/tmp/up.bin "
+        "--cacert /ca.pem https://allowed.test/upload\n")
+    run.check_booted(session.mtu or DEFAULT_MTU)
+
+    keepalive = run.result("keepalive")
+    check(keepalive.get("rc") == "0",
+          f"keepalive: curl failed: {run.text('keepalive.err')}")
+    check(keepalive.get("connects") == "1,0,",
+          "keepalive: the second request should reuse the connection "
+          f"(num_connects 1 then 0), got {keepalive.get('connects')}")
+    print("  keepalive: two requests on one connection")
+
+    # curl -I writes the response head where the body would go.
+    expect_fetch(run, "head", 200)
+    check(HELLO_BODY not in run.data.get("head.body", b""),
+          "head: the response to HEAD carried a body")
+    length = run.header("head", "Content-Length")
+    check(length == str(len(HELLO_BODY)),
+          f"head: expected Content-Length {len(HELLO_BODY)}, got {length!r}")
+    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, "method": "HEAD",
+                            "status": 200})
+
+    digest = run.result("upfile").get("sha256")
+    expected = f"{digest} 3000000"
+    for name in ("expect", "chunked"):
+        expect_fetch(run, name, 200)
+        answer = run.text(f"{name}.body").strip()
+        check(answer == expected,
+              f"{name}: the upstream received '{answer}', expected '{expected}'")
+        print(f"  {name}: upstream received 3000000 bytes with the same sha256")
+    session.check_running()
+
+
 @case("denied-http")
 def case_denied_http(session):
     run = session.boot("fetch control http://other.wild.test/hello\n"
