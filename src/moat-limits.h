@@ -33,8 +33,24 @@
 /* Synthetic names kept at once; the least recently used is reused after. */
 #define MOAT_NAMES_MAX 4096
 
-/* Guest TCP connections handled at once. */
+/* Guest TCP connections handled at once. Each holds about three file
+ * descriptors; guard.c lowers the cap when RLIMIT_NOFILE cannot be raised
+ * far enough. */
 #define MOAT_FLOWS_MAX 4096
+
+/* Guest TCP handshakes (SYN seen, no ACK yet) tracked at once. libslirp
+ * keeps socket buffers for each half-open connection until its 75 s
+ * SYN_RECEIVED timeout: about 260 KiB each once touched, measured by the
+ * syn-flood fault test with MALLOC_PERTURB_ set. */
+#define MOAT_HANDSHAKES_MAX 256
+/* Seconds a handshake counts against %MOAT_HANDSHAKES_MAX: libslirp's
+ * TCPTV_KEEP_INIT. */
+#define MOAT_HANDSHAKE_TIMEOUT_S 75
+
+/* Guest forwards (synthetic address, port) registered in libslirp at once.
+ * libslirp scans them as a list per new connection, so a port scan must not
+ * grow it without bound. */
+#define MOAT_FORWARDS_MAX 8192
 
 /* Bytes peeked from a new connection to classify it (TLS, HTTP, other). */
 #define MOAT_SNIFF_MAX 16384

@@ -27,6 +27,20 @@ write_be16 (guint8 *p, guint16 value)
   p[1] = value & 0xff;
 }
 
+static guint32
+read_be32 (const guint8 *p)
+{
+  return ((guint32) p[0] << 24) | ((guint32) p[1] << 16)
+         | ((guint32) p[2] << 8) | p[3];
+}
+
+static void
+write_be32 (guint8 *p, guint32 value)
+{
+  write_be16 (p, (guint16) (value >> 16));
+  write_be16 (p + 2, (guint16) (value & 0xffff));
+}
+
 /**
  * moat_packet_parse_eth:
  * @frame: the frame as received from the guest
@@ -357,5 +371,70 @@ moat_packet_build_arp_reply (guint8 *out, gsize out_size,
   memcpy (arp + 14, &request->target_ip, 4);
   memcpy (arp + 18, request->sender_mac, MOAT_ETH_ALEN);
   memcpy (arp + 24, &request->sender_ip, 4);
+  return frame_length;
+}
+
+/**
+ * moat_packet_build_tcp_reset:
+ * @out: buffer for the frame
+ * @out_size: its size
+ * @guest_mac: hardware address of the guest, the frame's destination
+ * @syn: the guest's IPv4 packet carrying a SYN, already checked by
+ *   moat_packet_parse_tcp()
+ * @tcp: its TCP view
+ *
+ * Builds the RST|ACK that refuses the connection @syn opens (RFC 9293
+ * section 3.10.7.1: the ACK acknowledges the SYN's sequence number plus
+ * one), sent as if from the address the guest tried to reach.
+ *
+ * Return: the frame length, or 0 if @out_size is too small.
+ */
+gsize
+moat_packet_build_tcp_reset (guint8 *out, gsize out_size,
+                             const guint8 guest_mac[MOAT_ETH_ALEN],
+                             const MoatIpv4View *syn, const MoatL4View *tcp)
+{
+  gsize ip_length = IPV4_HEADER_MIN + TCP_HEADER_MIN;
+  gsize frame_length = MOAT_ETH_HEADER_LEN + ip_length;
+  guint8 *ip = out + MOAT_ETH_HEADER_LEN;
+  guint8 *segment = ip + IPV4_HEADER_MIN;
+  guint8 source_mac[MOAT_ETH_ALEN];
+  guint8 pseudo[12];
+  guint32 sequence;
+  guint32 sum;
+
+  if (out_size < frame_length || syn->payload_length < TCP_HEADER_MIN)
+    return 0;
+  sequence = read_be32 (syn->payload + 4);
+
+  moat_packet_mac_for_address (syn->destination, source_mac);
+  memcpy (out, guest_mac, MOAT_ETH_ALEN);
+  memcpy (out + MOAT_ETH_ALEN, source_mac, MOAT_ETH_ALEN);
+  write_be16 (out + 12, MOAT_ETHERTYPE_IPV4);
+
+  memset (ip, 0, IPV4_HEADER_MIN);
+  ip[0] = 0x45;
+  write_be16 (ip + 2, (guint16) ip_length);
+  ip[8] = 64;
+  ip[9] = MOAT_IP_PROTO_TCP;
+  memcpy (ip + 12, &syn->destination, 4);
+  memcpy (ip + 16, &syn->source, 4);
+  write_be16 (ip + 10, checksum_finish (checksum_add (0, ip, IPV4_HEADER_MIN)));
+
+  memset (segment, 0, TCP_HEADER_MIN);
+  write_be16 (segment, tcp->destination_port);
+  write_be16 (segment + 2, tcp->source_port);
+  write_be32 (segment + 8, sequence + 1);
+  segment[12] = (TCP_HEADER_MIN / 4) << 4;
+  segment[13] = MOAT_TCP_RST | MOAT_TCP_ACK;
+
+  memcpy (pseudo, &syn->destination, 4);
+  memcpy (pseudo + 4, &syn->source, 4);
+  pseudo[8] = 0;
+  pseudo[9] = MOAT_IP_PROTO_TCP;
+  write_be16 (pseudo + 10, TCP_HEADER_MIN);
+  sum = checksum_add (0, pseudo, sizeof pseudo);
+  sum = checksum_add (sum, segment, TCP_HEADER_MIN);
+  write_be16 (segment + 16, checksum_finish (sum));
   return frame_length;
 }

@@ -107,3 +107,7 @@ gsize moat_packet_build_udp4 (guint8 *out, gsize out_size,
 gsize moat_packet_build_arp_reply (guint8 *out, gsize out_size,
                                    const MoatArpView *request,
                                    const guint8 reply_mac[MOAT_ETH_ALEN]);
+gsize moat_packet_build_tcp_reset (guint8 *out, gsize out_size,
+                                   const guint8 guest_mac[MOAT_ETH_ALEN],
+                                   const MoatIpv4View *syn,
+                                   const MoatL4View *tcp);

@@ -37,6 +37,7 @@
 #include <slirp/libslirp.h>
 
 #include "error.h"
+#include "moat-limits.h"
 
 /* Name of the guest forward socket inside the session directory. */
 #define FORWARD_SOCKET_NAME "fwd"
@@ -524,6 +525,16 @@ moat_stack_forward (MoatStack *stack, struct in_addr address, guint16 port,
 
   if (g_hash_table_contains (stack->forwards, key))
     return TRUE;
+  /* NOTE: forwards are removed only when their address is reused, so a
+   * guest that has touched this many ports gets no new ones until then. */
+  if (g_hash_table_size (stack->forwards) >= MOAT_FORWARDS_MAX)
+    {
+      inet_ntop (AF_INET, &address, text, sizeof text);
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_LIMIT,
+                   "too many forwarded ports: %s:%u would exceed %d "
+                   "(address, port) pairs", text, port, MOAT_FORWARDS_MAX);
+      return FALSE;
+    }
   if (slirp_add_unix (stack->slirp, stack->socket_path, &address, port) < 0)
     {
       inet_ntop (AF_INET, &address, text, sizeof text);
