@@ -683,8 +683,11 @@ class MoatSession:
 
     def __init__(self, moat, guest_dir, upstreams, allow, deny, names, mtu=None,
                  keep=False, verbose=False, debug=False, extra_config="", policy_lines=(),
-                 env=None):
+                 env=None, command_prefix=()):
         self.moat = moat
+        # Runs moat under another program, e.g. ["valgrind", ...] or
+        # ["prlimit", "--nofile=256"].
+        self.command_prefix = list(command_prefix)
         self.guest_dir = guest_dir
         self.upstreams = upstreams
         self.allow = allow
@@ -736,7 +739,8 @@ class MoatSession:
         env.update(self.env)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            [self.moat, "--config", self.config_path, "--socket", self.socket_path],
+            self.command_prefix
+            + [self.moat, "--config", self.config_path, "--socket", self.socket_path],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 15
         while not (os.path.exists(self.ca_path) and os.path.exists(self.socket_path)):
