@@ -10,7 +10,7 @@ packages="meson ninja-build pkg-config gcc libc6-dev libglib2.0-dev
 libslirp-dev libgnutls28-dev libcurl4-gnutls-dev ca-certificates
 qemu-system-x86 busybox-static cpio linux-image-cloud-amd64 kmod curl
 openssl gnutls-bin python3 iproute2 util-linux clang libclang-rt-14-dev
-valgrind nginx-light"
+valgrind nginx-light wget git"
 
 # The benchmark's upstream, load generator and the stacks it compares.
 bench_packages="libnginx-mod-http-echo wrk slirp4netns passt"
