@@ -610,6 +610,7 @@ parse_options (int argc, char **argv, RunOptions *options)
   g_autoptr (GOptionContext) context = NULL;
   g_autoptr (GError) error = NULL;
 
+  g_set_prgname ("moat run");
   context = g_option_context_new ("[--] COMMAND [ARGS...]");
   g_option_context_set_summary (
       context,
@@ -802,6 +803,9 @@ moat_run_main (int argc, char **argv)
 
   close (sockets[1]);
   child_pid = pid;
+  /* COMMAND runs as the same user: without this it could read the CA
+   * private key from /proc/PID/mem or attach to moat with ptrace. */
+  prctl (PR_SET_DUMPABLE, 0);
   install_signal_forwarding ();
   if (options.verbose)
     g_log_set_debug_enabled (TRUE);

@@ -351,6 +351,21 @@ def case_stdin_passthrough(session):
     check(result.stdout == b"line one\nline two\n", f"cat returned {result.stdout!r}")
 
 
+@case("config-error")
+def case_config_error(session):
+    marker = os.path.join(session.folder, "ran")
+    session.config_text = lambda: "[policy]\nallow = allowed.test\nno-such-key = 1\n"
+    result = session.run(["touch", marker])
+    result.expect_status(125)
+    check(b"no-such-key" in result.stderr,
+          f"the error does not name the unknown key: {result.stderr!r}")
+    check(not os.path.exists(marker), "COMMAND ran although the configuration is invalid")
+    result = session.run(["touch", marker], extra_args=["--mtu", "100"])
+    result.expect_status(125)
+    check(b"--mtu 100" in result.stderr, f"the error does not name --mtu: {result.stderr!r}")
+    check(not os.path.exists(marker), "COMMAND ran although --mtu is out of range")
+
+
 @case("signal-forwarding")
 def case_signal_forwarding(session):
     with open(session.config_path, "w", encoding="utf-8") as config:
