@@ -4,9 +4,9 @@
  *
  * moat forks a child that enters new network and mount namespaces, inside
  * a new user namespace when moat is not root. The child creates a TAP
- * device, gives it the guest's side of the "-netdev user" layout
- * (10.0.2.15/24, default route via 10.0.2.2) with ioctl()s, bind-mounts a
- * resolv.conf that names moat's DNS address over /etc/resolv.conf, and
+ * device and gives it the guest's side of the "-netdev user" layout
+ * (10.0.2.15/24, default route via 10.0.2.2) with ioctl()s. It bind-mounts
+ * a resolv.conf that names moat's DNS address over /etc/resolv.conf and
  * passes the TAP descriptor to moat over a socketpair (SCM_RIGHTS). moat
  * builds its usual session on that descriptor, writes the session CA, and
  * sends one byte back; only then does the child execute COMMAND, so
@@ -83,7 +83,7 @@ typedef struct {
 /**
  * RunPlan:
  * @folder: private folder for resolv.conf and, by default, the CA bundle
- * @resolv_path: the resolv.conf that COMMAND sees
+ * @resolv_path: COMMAND's resolv.conf
  * @ca_path: the session CA certificate (PEM) that COMMAND trusts
  * @mtu: MTU of the TAP device in bytes
  * @command: COMMAND and its arguments
@@ -192,6 +192,10 @@ child_enter_namespaces (void)
                     g_strerror (errno));
       user_namespace = TRUE;
     }
+  /* TODO: as root, COMMAND keeps CAP_SYS_ADMIN in the initial user
+   * namespace and can setns() back into the host's network namespace. A
+   * user namespace that maps the full id range, written by the parent,
+   * would close that. */
   if (!user_namespace)
     return;
 
@@ -774,8 +778,9 @@ moat_run_main (int argc, char **argv)
                g_strerror (errno));
       goto out;
     }
-  /* moat_config_validate() requires exactly one QEMU socket; here the
-   * TAP device takes its place, so a descriptor stands in for it. */
+  /* moat_config_validate() requires exactly one QEMU socket. The TAP
+   * device takes that place, and is not open yet, so the socketpair's
+   * descriptor is used for the check. */
   config->fd = sockets[0];
   if (!moat_config_validate (config, &error))
     {
