@@ -56,6 +56,12 @@
 #define TAP_NAME "tap0"
 /* Byte moat sends to the child once the session runs. */
 #define GO_BYTE 'g'
+/* Bytes the child sends once in its namespaces: moat is to write the
+ * user namespace's id maps, or nothing is to be done. */
+#define MAP_REQUEST_BYTE 'u'
+#define MAP_NONE_BYTE 'n'
+/* Byte moat sends back once it has written the maps. */
+#define MAP_DONE_BYTE 'm'
 
 /* Variables that point clients at the session CA bundle. */
 static const char *const ca_variables[] = {
@@ -174,37 +180,22 @@ userns_hint (void)
 }
 
 static void
-child_enter_namespaces (void)
+child_send_byte (int socket_fd, char byte)
 {
-  uid_t uid = getuid ();
-  gid_t gid = getgid ();
-  gboolean user_namespace = geteuid () != 0;
-  int flags = CLONE_NEWNET | CLONE_NEWNS;
+  if (send (socket_fd, &byte, 1, MSG_NOSIGNAL) != 1)
+    child_fail ("cannot reach moat over the socketpair: %s",
+                g_strerror (errno));
+}
+
+/* Maps the caller's own uid and gid into the new user namespace, so that
+ * COMMAND runs as the same user with the same file ownership. */
+static void
+child_map_own_ids (uid_t uid, gid_t gid)
+{
   char map[64];
   int error;
 
-  if (!user_namespace && unshare (flags) < 0)
-    {
-      /* Root without CAP_SYS_ADMIN, as in many containers, can still try
-       * a user namespace of its own. */
-      if (errno != EPERM)
-        child_fail ("cannot create network and mount namespaces: %s",
-                    g_strerror (errno));
-      user_namespace = TRUE;
-    }
-  /* TODO: as root, COMMAND keeps CAP_SYS_ADMIN in the initial user
-   * namespace and can setns() back into the host's network namespace. A
-   * user namespace that maps the full id range, written by the parent,
-   * would close that. */
-  if (!user_namespace)
-    return;
-
-  if (unshare (flags | CLONE_NEWUSER) < 0)
-    child_fail ("cannot create a user namespace: %s; %s", g_strerror (errno),
-                userns_hint ());
-  /* Map the caller's own uid and gid, so that COMMAND runs as the same
-   * user with the same file ownership. Writing gid_map needs setgroups
-   * denied first (user_namespaces(7)). */
+  /* Writing gid_map needs setgroups denied first (user_namespaces(7)). */
   error = write_text_file ("/proc/self/setgroups", "deny");
   if (error != 0 && error != ENOENT)
     child_fail ("cannot write /proc/self/setgroups: %s; %s",
@@ -219,6 +210,53 @@ child_enter_namespaces (void)
   if (error != 0)
     child_fail ("cannot write /proc/self/gid_map: %s; %s",
                 g_strerror (error), userns_hint ());
+}
+
+/*
+ * Enters new user, network and mount namespaces. For root the user
+ * namespace matters too: capabilities in it do not reach the host's
+ * namespaces, so COMMAND cannot setns() back into the host's network.
+ * Only a process outside a user namespace may map more ids than its own,
+ * so moat writes root's maps when the child sends MAP_REQUEST_BYTE.
+ */
+static void
+child_enter_namespaces (int socket_fd)
+{
+  uid_t uid = getuid ();
+  gid_t gid = getgid ();
+  int flags = CLONE_NEWNET | CLONE_NEWNS;
+  char reply = 0;
+
+  if (geteuid () != 0)
+    {
+      if (unshare (flags | CLONE_NEWUSER) < 0)
+        child_fail ("cannot create a user namespace: %s; %s",
+                    g_strerror (errno), userns_hint ());
+      child_map_own_ids (uid, gid);
+      child_send_byte (socket_fd, MAP_NONE_BYTE);
+      return;
+    }
+
+  if (unshare (flags | CLONE_NEWUSER) < 0)
+    {
+      int saved_errno = errno;
+
+      /* NOTE: without a user namespace (a kernel or container that forbids
+       * them), root's COMMAND keeps the capabilities to leave the
+       * namespace. */
+      if (unshare (flags) < 0)
+        child_fail ("cannot create network and mount namespaces: %s (a "
+                    "user namespace failed with: %s)", g_strerror (errno),
+                    g_strerror (saved_errno));
+      fprintf (stderr, "moat run: warning: cannot create a user namespace "
+               "(%s), so COMMAND keeps root's capabilities and can leave "
+               "the network namespace\n", g_strerror (saved_errno));
+      child_send_byte (socket_fd, MAP_NONE_BYTE);
+      return;
+    }
+  child_send_byte (socket_fd, MAP_REQUEST_BYTE);
+  if (read (socket_fd, &reply, 1) != 1 || reply != MAP_DONE_BYTE)
+    _exit (MOAT_RUN_EXIT_FAILURE);
 }
 
 static void
@@ -391,7 +429,7 @@ child_main (const RunPlan *plan, int socket_fd, pid_t parent)
   if (getppid () != parent)
     _exit (MOAT_RUN_EXIT_FAILURE);
 
-  child_enter_namespaces ();
+  child_enter_namespaces (socket_fd);
   child_mount_resolv_conf (plan);
   tap_fd = child_open_tap ();
   child_configure_network (plan);
@@ -451,6 +489,116 @@ receive_fd (int socket_fd, int *fd, GError **error)
       return FALSE;
     }
   memcpy (fd, CMSG_DATA (header), sizeof (int));
+  return TRUE;
+}
+
+/**
+ * write_identity_map:
+ * @pid: a process that has just entered a new user namespace
+ * @name: "uid_map" or "gid_map"
+ * @error: return location for an error
+ *
+ * Maps every id of moat's own user namespace to itself in @pid's new
+ * one, following moat's /proc/self/@name line by line.
+ *
+ * Return: %TRUE when the map is written
+ */
+static gboolean
+write_identity_map (pid_t pid, const char *name, GError **error)
+{
+  g_autofree char *own_path = g_build_filename ("/proc/self", name, NULL);
+  g_autofree char *child_path = g_strdup_printf ("/proc/%d/%s", (int) pid,
+                                                 name);
+  g_autofree char *own_map = NULL;
+  g_auto (GStrv) lines = NULL;
+  g_autoptr (GString) map = g_string_new (NULL);
+  int saved_errno;
+
+  if (!g_file_get_contents (own_path, &own_map, NULL, error))
+    return FALSE;
+  lines = g_strsplit (own_map, "\n", -1);
+  for (gsize i = 0; lines[i] != NULL; i++)
+    {
+      g_auto (GStrv) fields = g_strsplit_set (g_strstrip (lines[i]), " \t",
+                                              -1);
+      g_autoptr (GPtrArray) words = g_ptr_array_new ();
+      guint64 first;
+      guint64 count;
+
+      for (gsize j = 0; fields[j] != NULL; j++)
+        if (fields[j][0] != '\0')
+          g_ptr_array_add (words, fields[j]);
+      if (words->len == 0)
+        continue;
+      /* Each line is "first-inside first-outside count"; the inside ids
+       * are the ones valid in moat's namespace. */
+      if (words->len != 3
+          || !g_ascii_string_to_unsigned (words->pdata[0], 10, 0, G_MAXUINT32,
+                                          &first, NULL)
+          || !g_ascii_string_to_unsigned (words->pdata[2], 10, 1, G_MAXUINT32,
+                                          &count, NULL))
+        {
+          g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                       "invalid line \"%s\" in %s", lines[i], own_path);
+          return FALSE;
+        }
+      g_string_append_printf (map, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                              " %" G_GUINT64_FORMAT "\n", first, first, count);
+    }
+
+  saved_errno = write_text_file (child_path, map->str);
+  if (saved_errno != 0)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                   "cannot write %s for COMMAND's user namespace: %s",
+                   child_path, g_strerror (saved_errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Writes the child's user namespace id maps when it requests them.
+ * @error must not be %NULL, because the message is printed here. */
+static gboolean
+serve_map_request (int socket_fd, pid_t pid, GError **error)
+{
+  char byte = 0;
+  char done = MAP_DONE_BYTE;
+  ssize_t n;
+
+  do
+    n = read (socket_fd, &byte, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    {
+      /* The child exits after printing why. */
+      g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_IO,
+                           "the namespace set-up failed");
+      return FALSE;
+    }
+  if (byte == MAP_NONE_BYTE)
+    return TRUE;
+  if (byte != MAP_REQUEST_BYTE)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                   "unexpected byte 0x%02x from the namespace set-up",
+                   (guint8) byte);
+      fprintf (stderr, "moat run: %s\n", (*error)->message);
+      return FALSE;
+    }
+  if (!write_identity_map (pid, "uid_map", error)
+      || !write_identity_map (pid, "gid_map", error))
+    {
+      fprintf (stderr, "moat run: %s\n", (*error)->message);
+      return FALSE;
+    }
+  if (write (socket_fd, &done, 1) != 1)
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                   "cannot reply to the namespace set-up: %s",
+                   g_strerror (errno));
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -675,7 +823,8 @@ run_session (MoatConfig *config, int socket_fd, pid_t pid)
   char go = GO_BYTE;
   int status;
 
-  if (!receive_fd (socket_fd, &tap_fd, &error))
+  if (!serve_map_request (socket_fd, pid, &error)
+      || !receive_fd (socket_fd, &tap_fd, &error))
     {
       moat_config_free (config);
       close (socket_fd);

@@ -446,6 +446,20 @@ def case_download_mtu_65520(session):
     check(" mtu 65520 " in link, f"the TAP device's MTU is not 65520: {link!r}")
 
 
+@case("root-stays-inside")
+def case_root_stays_inside(session):
+    require_program("nsenter")
+    if os.geteuid() != 0:
+        raise CaseSkipped("the case checks what root's COMMAND can do")
+    # The harness's own network namespace, where the upstreams listen.
+    outside = f"/proc/{os.getpid()}/ns/net"
+    script = f"id -u; nsenter --net={outside} true && echo left || echo stayed"
+    result = session.run(["sh", "-c", script])
+    result.expect_status(0)
+    check(result.text() == "0\nstayed\n",
+          f"expected root inside to stay in its namespace, got {result.text()!r}")
+
+
 @case("unprivileged-user")
 def case_unprivileged_user(session):
     require_program("setpriv")
