@@ -2,10 +2,11 @@
 /*
  * run.c - moat run: one command in a network namespace behind moat
  *
- * moat forks a child that enters new network and mount namespaces, inside
- * a new user namespace when moat is not root. The child creates a TAP
- * device and gives it the guest's side of the "-netdev user" layout
- * (10.0.2.15/24, default route via 10.0.2.2) with ioctl()s. It bind-mounts
+ * moat forks a child that enters new user, network and mount namespaces
+ * (without the user namespace only where root cannot create one). The
+ * child creates a TAP device and gives it the guest's side of the
+ * "-netdev user" layout (10.0.2.15/24, default route via 10.0.2.2) with
+ * ioctl()s. It bind-mounts
  * a resolv.conf that names moat's DNS address over /etc/resolv.conf and
  * passes the TAP descriptor to moat over a socketpair (SCM_RIGHTS). moat
  * builds its usual session on that descriptor, writes the session CA, and
