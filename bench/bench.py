@@ -132,6 +132,9 @@ def machine_description(moat):
         f"kernel: Linux {platform.release()}, Debian {debian}",
         f"packages: {packages}",
         f"moat: {output_of([moat, '--version'])}, commit {commit}",
+        "load average (1, 5, 15 min) when the table was written: "
+        + ", ".join(f"{load:.2f}" for load in os.getloadavg())
+        + " (other work on the machine lowers every figure)",
     ]
 
 

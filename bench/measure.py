@@ -84,8 +84,11 @@ def run_client(path, argv, timeout, allowed_exits=()):
             process.communicate()
             raise MeasurementError(f"{argv[0]} on {path.label} timed out after {timeout} s")
     if process.returncode != 0 and process.returncode not in allowed_exits:
+        # pasta 2023-03-09 reports its failed syslog writes on standard error.
+        lines = [line.strip() for line in stderr.splitlines()
+                 if line.strip() and "to syslog" not in line]
         raise MeasurementError(f"{' '.join(argv[:3])}... on {path.label} exited with "
-                               f"{process.returncode}: {stderr.strip()[-400:]}")
+                               f"{process.returncode}: {'; '.join(lines)[-400:]}")
     return stdout, sampler.peak_kib
 
 
@@ -93,7 +96,7 @@ def transfer(path, ca_pem, scheme, direction, payload_path, size, timeout):
     """Download /files/payload or upload the payload with curl; return (MB/s, peak KiB).
 
     A transfer that curl stops at timeout seconds returns its rate so far as
-    a string that says so.
+    a string that marks the figure as partial.
 
     MB is 10^6 bytes. Uploads use PUT without Expect: 100-continue, so that
     no path waits for a 100 response that it may not forward.
@@ -109,8 +112,9 @@ def transfer(path, ca_pem, scheme, direction, payload_path, size, timeout):
                  path.url(scheme, "/upload")]
     stdout, peak = run_client(path, curl, timeout + 30, allowed_exits=(CURL_TIMED_OUT,))
     fields = stdout.split()
-    if len(fields) == 3 and fields[0] == "200" and int(fields[1]) < size:
-        # curl stopped at --max-time: report the rate reached so far.
+    if len(fields) == 3 and fields[0] in ("000", "200") and int(fields[1]) < size:
+        # curl stopped at --max-time, before or after the response head
+        # (000 or 200): report the rate reached so far.
         return (f"{float(fields[2]) / 1e6:.3g} (stopped after {timeout} s, "
                 f"{int(fields[1]) // MIB} MiB)", peak)
     if len(fields) != 3 or fields[0] != "200" or int(fields[1]) != size:
