@@ -421,9 +421,11 @@ guard_handle_udp (MoatGuard *guard, const MoatEthView *eth,
 static gint64
 handshake_key (const MoatIpv4View *ip, const MoatL4View *tcp)
 {
-  return ((gint64) tcp->source_port << 48)
-         | ((gint64) ntohl (ip->destination.s_addr) << 16)
-         | tcp->destination_port;
+  guint64 key = ((guint64) tcp->source_port << 48)
+                | ((guint64) ntohl (ip->destination.s_addr) << 16)
+                | tcp->destination_port;
+
+  return (gint64) key;
 }
 
 /* Forgets handshakes older than libslirp's SYN_RECEIVED timeout. */
