@@ -2,10 +2,13 @@
 /*
  * fdwatch.c - a GSource on one file descriptor whose events can change
  *
- * g_unix_fd_add() fixes the events at creation, so changing between "read"
- * and "read and write" would destroy and recreate a source on every
- * buffer state change. This source keeps one poll record and updates it
- * with g_source_modify_unix_fd().
+ * g_unix_fd_add() fixes the events at creation, and
+ * g_source_modify_unix_fd() wakes the main context on every change (GLib
+ * 2.74), which makes the next poll() return at once. A flow changes its
+ * events on almost every pass, so both would keep the loop spinning. This
+ * source owns one GPollFD and changes its events in place: GLib copies
+ * GPollFD.events into its poll set anew on every iteration, and every
+ * change happens on the loop's own thread, between iterations.
  */
 #define G_LOG_DOMAIN "moat-fdwatch"
 
@@ -13,24 +16,34 @@
 
 struct MoatFdWatch {
   GSource source;
-  gpointer tag;
+  GPollFD pollfd;
   GIOCondition events;
   MoatFdWatchFunc func;
   gpointer user_data;
 };
 
 static gboolean
+fd_watch_check (GSource *source)
+{
+  MoatFdWatch *watch = (MoatFdWatch *) source;
+
+  return (watch->pollfd.revents & watch->pollfd.events) != 0;
+}
+
+static gboolean
 fd_watch_dispatch (GSource *source, GSourceFunc callback, gpointer data)
 {
   MoatFdWatch *watch = (MoatFdWatch *) source;
-  GIOCondition revents = g_source_query_unix_fd (source, watch->tag);
+  GIOCondition revents = watch->pollfd.revents & watch->pollfd.events;
 
+  watch->pollfd.revents = 0;
   if (revents != 0)
     watch->func (revents, watch->user_data);
   return G_SOURCE_CONTINUE;
 }
 
 static GSourceFuncs fd_watch_funcs = {
+  .check = fd_watch_check,
   .dispatch = fd_watch_dispatch,
 };
 
@@ -53,20 +66,20 @@ moat_fd_watch_new (int fd, GIOCondition events, MoatFdWatchFunc func,
   watch->events = events;
   watch->func = func;
   watch->user_data = user_data;
-  watch->tag = g_source_add_unix_fd (source, fd,
-                                     events | G_IO_ERR | G_IO_HUP);
+  watch->pollfd.fd = fd;
+  watch->pollfd.events = events | G_IO_ERR | G_IO_HUP;
+  g_source_add_poll (source, &watch->pollfd);
   g_source_attach (source, NULL);
   return watch;
 }
 
+/* Changes the events; must be called from the thread that runs the
+ * default main context. */
 void
 moat_fd_watch_set_events (MoatFdWatch *watch, GIOCondition events)
 {
-  if (watch->events == events)
-    return;
   watch->events = events;
-  g_source_modify_unix_fd ((GSource *) watch, watch->tag,
-                           events | G_IO_ERR | G_IO_HUP);
+  watch->pollfd.events = events | G_IO_ERR | G_IO_HUP;
 }
 
 GIOCondition
