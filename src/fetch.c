@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "sockets.h"
 #include "moat-limits.h"
 
 /*
@@ -1223,8 +1224,8 @@ on_curl_open_socket (void *data, curlsocktype purpose,
       return CURL_SOCKET_BAD;
     }
 
-  return socket (address->family, address->socktype | SOCK_CLOEXEC,
-                 address->protocol);
+  return moat_socket_new (address->family, address->socktype,
+                          address->protocol, FALSE);
 }
 
 static gboolean

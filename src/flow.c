@@ -57,6 +57,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "sockets.h"
 #include "fdwatch.h"
 #include "http.h"
 #include "moat-limits.h"

@@ -37,6 +37,7 @@
 #include <slirp/libslirp.h>
 
 #include "error.h"
+#include "sockets.h"
 #include "moat-limits.h"
 
 /* Name of the guest forward socket inside the session directory. */
@@ -348,8 +349,7 @@ stack_listen (MoatStack *stack, GError **error)
     }
   memcpy (address.sun_path, stack->socket_path, strlen (stack->socket_path));
 
-  stack->listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK
-                             | SOCK_CLOEXEC, 0);
+  stack->listen_fd = moat_socket_new (AF_UNIX, SOCK_STREAM, 0, TRUE);
   if (stack->listen_fd < 0
       || bind (stack->listen_fd, (struct sockaddr *) &address,
                sizeof address) < 0
@@ -369,8 +369,7 @@ stack_accept_pending (MoatStack *stack, const MoatFlowKey *key)
 {
   for (;;)
     {
-      int fd = accept4 (stack->listen_fd, NULL, NULL,
-                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+      int fd = moat_socket_accept (stack->listen_fd);
       if (fd < 0)
         {
           if (errno == EINTR)

@@ -30,6 +30,7 @@
 #include <fcntl.h>
 
 #include "error.h"
+#include "sockets.h"
 #include "fdwatch.h"
 #include "moat-limits.h"
 
@@ -150,8 +151,7 @@ static void
 transport_on_accept (GIOCondition revents, gpointer user_data)
 {
   MoatTransport *transport = user_data;
-  int fd = accept4 (transport->listen_fd, NULL, NULL,
-                    SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int fd = moat_socket_accept (transport->listen_fd);
 
   if (fd < 0)
     {
@@ -209,8 +209,7 @@ moat_transport_new_listen (const char *path, MoatTransportFrameFunc on_frame,
 
   transport = transport_new (on_frame, on_state, user_data);
   transport->listen_path = g_strdup (path);
-  transport->listen_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK
-                                 | SOCK_CLOEXEC, 0);
+  transport->listen_fd = moat_socket_new (AF_UNIX, SOCK_STREAM, 0, TRUE);
   if (transport->listen_fd < 0
       || bind (transport->listen_fd, (struct sockaddr *) &address,
                sizeof address) < 0
@@ -248,7 +247,7 @@ moat_transport_new_connect (const char *path, MoatTransportFrameFunc on_frame,
 
   if (!fill_sockaddr (path, &address, error))
     return NULL;
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  fd = moat_socket_new (AF_UNIX, SOCK_STREAM, 0, FALSE);
   if (fd < 0 || connect (fd, (struct sockaddr *) &address, sizeof address) < 0)
     {
       int saved_errno = errno;
