@@ -22,7 +22,7 @@
  * placeholder on its way to any other host means that something in the
  * guest tries to move the credential elsewhere, so the request is denied.
  * On the way back, real values in response headers become placeholders
- * again.
+ * again, also inside base64 text such as echoed Basic credentials.
  *
  * Values are never logged: error messages name the secret, its variable or
  * its file, never the value.
@@ -501,31 +501,244 @@ moat_secrets_inject (const MoatSecrets *secrets, const char *host,
   return *misplaced == NULL;
 }
 
+/* Replaces every occurrence of @from in @text, which may contain NUL
+ * bytes, with @to. Returns whether anything changed. */
+static gboolean
+replace_bytes (GString *text, const char *from, const char *to)
+{
+  gsize from_length = strlen (from);
+  gsize to_length = strlen (to);
+  gsize position = 0;
+  gboolean changed = FALSE;
+
+  while (position < text->len)
+    {
+      const char *found = find_bytes (text->str + position,
+                                      text->len - position, from);
+      gsize offset;
+
+      if (found == NULL)
+        break;
+      offset = found - text->str;
+      g_string_erase (text, offset, from_length);
+      g_string_insert_len (text, offset, to, to_length);
+      position = offset + to_length;
+      changed = TRUE;
+    }
+
+  return changed;
+}
+
+/* Replaces every real value in @text by its placeholder. */
+static gboolean
+replace_values (const MoatSecrets *secrets, GString *text)
+{
+  gboolean changed = FALSE;
+
+  for (guint i = 0; i < secrets->secrets->len; i++)
+    {
+      const Secret *secret = g_ptr_array_index (secrets->secrets, i);
+
+      changed |= replace_bytes (text, secret->value, secret->placeholder);
+    }
+
+  return changed;
+}
+
+/**
+ * Base64Alphabet:
+ * @char62: the character for 62: '+' in base64, '-' in base64url
+ * @char63: the character for 63: '/' in base64, '_' in base64url
+ *
+ * The two alphabets of RFC 4648 (sections 4 and 5), which differ only in
+ * these two characters.
+ */
+typedef struct {
+  char char62;
+  char char63;
+} Base64Alphabet;
+
+static const Base64Alphabet base64_alphabets[] = {
+  { '+', '/' },
+  { '-', '_' },
+};
+
+static gboolean
+is_base64_char (const Base64Alphabet *alphabet, char c)
+{
+  return g_ascii_isalnum (c) || c == alphabet->char62
+         || c == alphabet->char63;
+}
+
+/**
+ * decode_base64:
+ * @alphabet: the alphabet of @text
+ * @text: base64 characters without padding, not NUL-terminated
+ * @length: bytes of @text
+ *
+ * Return: (transfer full) (nullable): the decoded bytes, or %NULL when
+ *   @length leaves one character over (no byte is encoded in 6 bits)
+ */
+static GString *
+decode_base64 (const Base64Alphabet *alphabet, const char *text,
+               gsize length)
+{
+  g_autoptr (GString) standard = NULL;
+  g_autofree guchar *decoded = NULL;
+  gsize decoded_length;
+
+  if (length < 2 || length % 4 == 1)
+    return NULL;
+
+  standard = g_string_new_len (text, length);
+  for (gsize i = 0; i < standard->len; i++)
+    {
+      if (standard->str[i] == alphabet->char62)
+        standard->str[i] = '+';
+      else if (standard->str[i] == alphabet->char63)
+        standard->str[i] = '/';
+    }
+  while (standard->len % 4 != 0)
+    g_string_append_c (standard, '=');
+
+  decoded = g_base64_decode (standard->str, &decoded_length);
+  return g_string_new_len ((const char *) decoded, decoded_length);
+}
+
+/* Encodes @bytes in @alphabet, with padding only if @padded. */
+static char *
+encode_base64 (const Base64Alphabet *alphabet, const GString *bytes,
+               gboolean padded)
+{
+  char *encoded = g_base64_encode ((const guchar *) bytes->str, bytes->len);
+  gsize length = strlen (encoded);
+
+  for (gsize i = 0; i < length; i++)
+    {
+      if (encoded[i] == '+')
+        encoded[i] = alphabet->char62;
+      else if (encoded[i] == '/')
+        encoded[i] = alphabet->char63;
+    }
+  while (!padded && length > 0 && encoded[length - 1] == '=')
+    encoded[--length] = '\0';
+
+  return encoded;
+}
+
+/**
+ * scrub_base64_run:
+ * @secrets: the secrets
+ * @alphabet: the alphabet of the run
+ * @text: the field value, rewritten in place
+ * @start: offset of a maximal run of @alphabet characters in @text
+ * @end: offset after the run
+ * @padding: '=' characters right after the run, 0 to 2
+ *
+ * Decodes the run and, if the bytes contain a real value, puts the
+ * placeholder in its place and encodes the bytes again. The run may start
+ * with other characters that belong to no encoding, such as "20" after a
+ * "%", so decoding starts at each of the first four offsets in turn: one
+ * of them is aligned with the start of the encoded text, and whole groups
+ * of four characters in front of it decode and encode back unchanged.
+ *
+ * Return: the offset after the rewritten run, or @end plus @padding if
+ *   the run holds no real value
+ */
+static gsize
+scrub_base64_run (const MoatSecrets *secrets, const Base64Alphabet *alphabet,
+                  GString *text, gsize start, gsize end, gsize padding)
+{
+  for (gsize offset = start; offset < start + 4 && offset < end; offset++)
+    {
+      g_autoptr (GString) decoded = decode_base64 (alphabet,
+                                                   text->str + offset,
+                                                   end - offset);
+      g_autofree char *encoded = NULL;
+      gsize encoded_length;
+
+      if (decoded == NULL || !replace_values (secrets, decoded))
+        continue;
+
+      encoded = encode_base64 (alphabet, decoded, padding > 0);
+      encoded_length = strlen (encoded);
+      g_string_erase (text, offset, end + padding - offset);
+      g_string_insert_len (text, offset, encoded, encoded_length);
+      return offset + encoded_length;
+    }
+
+  return end + padding;
+}
+
+/* Scrubs real values inside every run of base64 characters of @alphabet
+ * in @text, such as "Basic <base64(user:VALUE)>" echoed by an upstream. */
+static gboolean
+scrub_base64 (const MoatSecrets *secrets, const Base64Alphabet *alphabet,
+              GString *text)
+{
+  gboolean changed = FALSE;
+  gsize position = 0;
+
+  while (position < text->len)
+    {
+      gsize start;
+      gsize end;
+      gsize padding = 0;
+      gsize next;
+
+      if (!is_base64_char (alphabet, text->str[position]))
+        {
+          position++;
+          continue;
+        }
+
+      start = position;
+      end = start;
+      while (end < text->len && is_base64_char (alphabet, text->str[end]))
+        end++;
+      while (padding < 2 && end + padding < text->len
+             && text->str[end + padding] == '=')
+        padding++;
+
+      next = scrub_base64_run (secrets, alphabet, text, start, end, padding);
+      changed |= next != end + padding;
+      position = next;
+    }
+
+  return changed;
+}
+
 /**
  * moat_secrets_scrub:
  * @secrets: (nullable): the secrets
  * @value: a response field value from an upstream
  *
- * Return: (transfer full) (nullable): @value with every real secret value
- *   replaced by its placeholder, or %NULL if @value contains none
+ * Replaces every real secret value by its placeholder, both as plain text
+ * and inside base64 or base64url text (RFC 4648), which covers an upstream
+ * that echoes "Authorization: Basic <base64(user:VALUE)>" in some field.
+ * Base64 text that held a value is encoded again with the placeholder in
+ * its place, in the same alphabet and with padding only where the original
+ * had it.
+ *
+ * NOTE: a value that is split between two base64 texts, or encoded in
+ * another way (hex, percent-encoding, gzip), is not found.
+ *
+ * Return: (transfer full) (nullable): @value with the real values
+ *   replaced, or %NULL if @value contains none
  */
 char *
 moat_secrets_scrub (const MoatSecrets *secrets, const char *value)
 {
   g_autoptr (GString) result = NULL;
+  gboolean changed;
 
-  for (guint i = 0; i < moat_secrets_get_count (secrets); i++)
-    {
-      const Secret *secret = g_ptr_array_index (secrets->secrets, i);
-      const char *current = result != NULL ? result->str : value;
+  if (moat_secrets_get_count (secrets) == 0)
+    return NULL;
 
-      if (strstr (current, secret->value) == NULL)
-        continue;
-      if (result == NULL)
-        result = g_string_new (value);
-      g_string_replace (result, secret->value, secret->placeholder, 0);
-    }
+  result = g_string_new (value);
+  changed = replace_values (secrets, result);
+  for (gsize i = 0; i < G_N_ELEMENTS (base64_alphabets); i++)
+    changed |= scrub_base64 (secrets, &base64_alphabets[i], result);
 
-  return result != NULL ? g_string_free (g_steal_pointer (&result), FALSE)
-                        : NULL;
+  return changed ? g_string_free (g_steal_pointer (&result), FALSE) : NULL;
 }

@@ -210,6 +210,133 @@ test_scrub (Fixture *fixture, gconstpointer data)
   g_assert_null (moat_secrets_scrub (NULL, OPENAI_VALUE));
 }
 
+/* Returns "PREFIX<base64 of DECODED>SUFFIX" in the alphabet with @char62
+ * and @char63, with padding only if @padded. */
+static char *
+encode_field (const char *prefix, const char *decoded, gsize decoded_length,
+              char char62, char char63, gboolean padded, const char *suffix)
+{
+  g_autofree char *encoded = g_base64_encode ((const guchar *) decoded,
+                                              decoded_length);
+  gsize length = strlen (encoded);
+
+  for (gsize i = 0; i < length; i++)
+    {
+      if (encoded[i] == '+')
+        encoded[i] = char62;
+      else if (encoded[i] == '/')
+        encoded[i] = char63;
+    }
+  while (!padded && length > 0 && encoded[length - 1] == '=')
+    encoded[--length] = '\0';
+  return g_strconcat (prefix, encoded, suffix, NULL);
+}
+
+typedef struct {
+  const char *description;
+  const char *prefix;   /* text before the base64 text */
+  const char *before;   /* decoded text before the value */
+  const char *after;    /* decoded text after the value */
+  char char62;
+  char char63;
+  gboolean padded;
+  const char *suffix;   /* text after the base64 text */
+} ScrubBase64Case;
+
+static const ScrubBase64Case scrub_base64_cases[] = {
+  { "echoed Basic credentials", "Basic ", "user:", "", '+', '/', TRUE, "" },
+  { "Basic credentials, other lengths", "Basic ", "u:", "", '+', '/', TRUE,
+    "" },
+  { "Basic credentials, no padding", "Basic ", "user:", "", '+', '/', FALSE,
+    "" },
+  { "value at the start", "", "", ":x", '+', '/', TRUE, "" },
+  { "base64url in a JSON string", "{\"token\":\"", "{\"key\":\"", "\"}",
+    '-', '_', FALSE, "\"}" },
+  { "percent-encoded space before the text", "Basic%20", "user:", "", '+',
+    '/', TRUE, "" },
+  { "text after the padding", "Basic ", "user:", "", '+', '/', TRUE,
+    ", realm=x" },
+  { "control bytes in the decoded bytes", "Basic ", "a\001\002:", "", '+',
+    '/', TRUE, "" },
+};
+
+static void
+test_scrub_base64 (Fixture *fixture, gconstpointer data)
+{
+  const char *placeholder = moat_secrets_get_placeholder (fixture->secrets,
+                                                          "github");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (scrub_base64_cases); i++)
+    {
+      const ScrubBase64Case *c = &scrub_base64_cases[i];
+      g_autofree char *real = g_strconcat (c->before, TOKEN_VALUE, c->after,
+                                           NULL);
+      g_autofree char *fake = g_strconcat (c->before, placeholder, c->after,
+                                           NULL);
+      g_autofree char *value = encode_field (c->prefix, real, strlen (real),
+                                             c->char62, c->char63, c->padded,
+                                             c->suffix);
+      g_autofree char *expected = encode_field (c->prefix, fake,
+                                                strlen (fake), c->char62,
+                                                c->char63, c->padded,
+                                                c->suffix);
+      g_autofree char *scrubbed = moat_secrets_scrub (fixture->secrets,
+                                                      value);
+
+      g_test_message ("%s: %s", c->description, value);
+      if (g_strcmp0 (scrubbed, expected) != 0)
+        g_test_fail_printf ("%s: \"%s\" scrubbed to \"%s\", expected "
+                            "\"%s\"", c->description, value, scrubbed,
+                            expected);
+    }
+}
+
+static void
+test_scrub_base64_nul (Fixture *fixture, gconstpointer data)
+{
+  /* A NUL byte right before the value: a decoder that stops at NUL would
+   * miss it. */
+  static const char real[] = "a\0" TOKEN_VALUE;
+  const char *placeholder = moat_secrets_get_placeholder (fixture->secrets,
+                                                          "github");
+  g_autofree char *fake = g_strdup_printf ("a%c%s", 0, placeholder);
+  gsize fake_length = 2 + strlen (placeholder);
+  g_autofree char *value = encode_field ("Basic ", real, sizeof real - 1,
+                                         '+', '/', TRUE, "");
+  g_autofree char *expected = encode_field ("Basic ", fake, fake_length, '+',
+                                            '/', TRUE, "");
+  g_autofree char *scrubbed = moat_secrets_scrub (fixture->secrets, value);
+
+  g_assert_cmpstr (scrubbed, ==, expected);
+}
+
+typedef struct {
+  const char *description;
+  const char *value;
+} ScrubUnchangedCase;
+
+static const ScrubUnchangedCase scrub_unchanged_cases[] = {
+  { "base64 of other credentials", "Basic dXNlcjpwYXNzd29yZA==" },
+  { "plain words", "max-age=3600, must-revalidate" },
+  { "one character left over", "Basic QUJDR" },
+  { "empty value", "" },
+};
+
+static void
+test_scrub_unchanged (Fixture *fixture, gconstpointer data)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (scrub_unchanged_cases); i++)
+    {
+      const ScrubUnchangedCase *c = &scrub_unchanged_cases[i];
+      g_autofree char *scrubbed = moat_secrets_scrub (fixture->secrets,
+                                                      c->value);
+
+      if (scrubbed != NULL)
+        g_test_fail_printf ("%s: \"%s\" scrubbed to \"%s\", expected no "
+                            "change", c->description, c->value, scrubbed);
+    }
+}
+
 typedef struct {
   const char *description;
   const char *env_value; /* NULL: variable unset */
@@ -290,6 +417,9 @@ main (int argc, char **argv)
   ADD ("/secrets/inject/basic-credentials", test_inject_basic);
   ADD ("/secrets/inject/misplaced-target", test_find_misplaced);
   ADD ("/secrets/scrub/response-header", test_scrub);
+  ADD ("/secrets/scrub/base64", test_scrub_base64);
+  ADD ("/secrets/scrub/base64-nul-byte", test_scrub_base64_nul);
+  ADD ("/secrets/scrub/base64-unchanged", test_scrub_unchanged);
 #undef ADD
   g_test_add_func ("/secrets/value/invalid", test_value_errors);
   g_test_add_func ("/secrets/value/missing-file", test_missing_file);
