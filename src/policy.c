@@ -52,6 +52,31 @@ is_host_char (char c)
   return g_ascii_isalnum (c) || c == '-' || c == '_';
 }
 
+/* Explains a character that is not allowed in a host name. A port or a
+ * path written into a host pattern of a rule is a common mistake, so for
+ * a pattern those get the key they belong in. */
+static void
+set_invalid_char_error (GError **error, char c, gboolean is_pattern)
+{
+  g_autofree char *shown = NULL;
+  const char *hint = "";
+
+  if (g_ascii_isgraph (c))
+    shown = g_strdup_printf ("invalid character '%c'", c);
+  else
+    shown = g_strdup_printf ("invalid byte 0x%02x", (guint) (guchar) c);
+  if (c == ':' && is_pattern)
+    hint = " (a port is not part of a host pattern: put it in the "
+           "\"ports\" key of a [rule NAME] group, such as \"ports = 443\")";
+  else if (c == '/' && is_pattern)
+    hint = " (a path is not part of a host pattern: put it in the "
+           "\"paths\" key of a [rule NAME] group, such as "
+           "\"paths = /v1/**\")";
+
+  g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG, "%s%s; only letters, "
+               "digits, '-', '_' and '.' are allowed", shown, hint);
+}
+
 /**
  * check_name:
  * @name: host name or pattern, not NUL-terminated at @length
@@ -144,10 +169,7 @@ check_name (const char *name, gsize length, gboolean allow_wildcard,
             {
               if (!is_host_char (*c))
                 {
-                  g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                               "invalid character 0x%02x; only letters, "
-                               "digits, '-', '_' and '.' are allowed",
-                               (guint) (guchar) *c);
+                  set_invalid_char_error (error, *c, allow_wildcard);
                   return FALSE;
                 }
             }
@@ -495,8 +517,9 @@ moat_method_validate (const char *method, GError **error)
  * A pattern starts with '/' and is compared with the normalised path (see
  * moat_path_normalize()), so it may not contain what normalisation
  * removes: empty segments, "." and ".." segments, a query ('?') or '%'.
- * "*" matches within one segment and "**" across segments; three stars in
- * a row are rejected.
+ * "*" matches within one segment. "**" matches any number of whole
+ * segments, so it must be a whole segment itself: "/a**" and "/re**pos"
+ * are rejected.
  *
  * Return: %TRUE if @pattern is valid, else %FALSE with a %MOAT_ERROR_CONFIG
  *   error
@@ -511,9 +534,6 @@ moat_path_pattern_validate (const char *pattern, GError **error)
     why = "a path pattern starts with '/'";
   else if (strlen (pattern) > MOAT_HTTP_REQUEST_LINE_MAX)
     why = "longer than a request line may be";
-  else if (strstr (pattern, "***") != NULL)
-    why = "\"***\" has no meaning: use \"*\" within a segment or \"**\" "
-          "across segments";
   else if (strpbrk (pattern, "?#%") != NULL)
     why = "'?', '#' and '%' are not allowed: patterns match the decoded "
           "path without the query";
@@ -538,6 +558,11 @@ moat_path_pattern_validate (const char *pattern, GError **error)
               || strcmp (segments[i], "..") == 0)
             why = "empty, \".\" and \"..\" segments never match, because "
                   "paths are normalised before matching";
+          else if (strstr (segments[i], "**") != NULL
+                   && strcmp (segments[i], "**") != 0)
+            why = "\"**\" matches whole segments, so it must be a whole "
+                  "segment (\"/a/**\", \"/a/**/b\"); use \"*\" within a "
+                  "segment";
         }
     }
 
@@ -553,13 +578,56 @@ moat_path_pattern_validate (const char *pattern, GError **error)
   return TRUE;
 }
 
+/* Pattern tokens above the byte values. */
+enum {
+  TOKEN_STAR = 256,      /* "*": any bytes except '/' */
+  TOKEN_GLOBSTAR,        /* "**" as the last segment: any bytes */
+  TOKEN_GLOBSTAR_SLASH,  /* a "**" segment and the '/' after it: nothing,
+                          * or any bytes that end with '/' */
+};
+
+/* Splits a valid pattern into bytes and TOKEN_* values. */
+static GArray *
+tokenize_path_pattern (const char *pattern)
+{
+  GArray *tokens = g_array_new (FALSE, FALSE, sizeof (guint));
+
+  for (const char *p = pattern; *p != '\0'; p++)
+    {
+      guint token = (guchar) *p;
+
+      if (p[0] == '*' && p[1] == '*' && p[2] == '/')
+        {
+          token = TOKEN_GLOBSTAR_SLASH;
+          p += 2;
+        }
+      else if (p[0] == '*' && p[1] == '*')
+        {
+          token = TOKEN_GLOBSTAR;
+          p++;
+        }
+      else if (*p == '*')
+        token = TOKEN_STAR;
+      g_array_append_val (tokens, token);
+    }
+
+  return tokens;
+}
+
 /**
  * moat_path_pattern_match:
  * @pattern: a valid path pattern
  * @normalized_path: a path from moat_path_normalize()
  *
- * Matches with a table of pattern prefixes against path prefixes, one path
- * byte at a time: O(pattern × path) time, O(pattern) memory, no
+ * Matches like a shell glob with globstar (bash "shopt -s globstar"): "*"
+ * matches any bytes within a segment. A "**" segment between two others
+ * matches zero or more whole segments, so the pattern a, "**", b matches
+ * "/a/b" and "/a/x/y/b". A "**" as the last segment matches the rest of
+ * the path, so the pattern a, "**" matches "/a/" and "/a/x/y" but not
+ * "/a".
+ *
+ * The matcher is a table of pattern prefixes against path prefixes, one
+ * path byte at a time: O(pattern × path) time, O(pattern) memory, no
  * backtracking and no recursion.
  *
  * Return: %TRUE if the whole path matches the whole pattern
@@ -567,63 +635,68 @@ moat_path_pattern_validate (const char *pattern, GError **error)
 gboolean
 moat_path_pattern_match (const char *pattern, const char *normalized_path)
 {
-  /* Pattern tokens: a byte, or STAR ("*") or GLOBSTAR ("**"). */
-  enum { STAR = 256, GLOBSTAR = 257 };
-  g_autoptr (GArray) tokens = g_array_new (FALSE, FALSE, sizeof (guint));
-  g_autofree gboolean *previous = NULL;
-  g_autofree gboolean *current = NULL;
+  g_autoptr (GArray) tokens = tokenize_path_pattern (pattern);
+  guint count = tokens->len;
+  /* matched[j]: the first j tokens match the path bytes read so far.
+   * inside[j]: token j - 1 is TOKEN_GLOBSTAR_SLASH, and the first j - 1
+   * tokens match a prefix of those bytes whose rest that token is in the
+   * middle of. */
+  g_autofree gboolean *matched = g_new0 (gboolean, count + 1);
+  g_autofree gboolean *next_matched = g_new0 (gboolean, count + 1);
+  g_autofree gboolean *inside = g_new0 (gboolean, count + 1);
+  g_autofree gboolean *next_inside = g_new0 (gboolean, count + 1);
   gboolean *swap;
-  guint count;
 
-  for (const char *p = pattern; *p != '\0'; p++)
-    {
-      guint token = (guchar) *p;
-
-      if (*p == '*' && p[1] == '*')
-        {
-          token = GLOBSTAR;
-          p++;
-        }
-      else if (*p == '*')
-        token = STAR;
-      g_array_append_val (tokens, token);
-    }
-  count = tokens->len;
-
-  /* previous[j]: the first j tokens match the path bytes read so far. */
-  previous = g_new0 (gboolean, count + 1);
-  current = g_new0 (gboolean, count + 1);
-  previous[0] = TRUE;
+  /* Before the first byte, only tokens that match nothing can match. */
+  matched[0] = TRUE;
   for (guint j = 1; j <= count; j++)
-    previous[j] = previous[j - 1]
-                  && g_array_index (tokens, guint, j - 1) >= STAR;
+    {
+      guint token = g_array_index (tokens, guint, j - 1);
+
+      inside[j] = token == TOKEN_GLOBSTAR_SLASH && matched[j - 1];
+      matched[j] = matched[j - 1] && token >= TOKEN_STAR;
+    }
 
   for (const char *c = normalized_path; *c != '\0'; c++)
     {
       gboolean any = FALSE;
 
-      current[0] = FALSE;
+      next_matched[0] = FALSE;
+      next_inside[0] = FALSE;
       for (guint j = 1; j <= count; j++)
         {
           guint token = g_array_index (tokens, guint, j - 1);
 
-          if (token == GLOBSTAR)
-            current[j] = current[j - 1] || previous[j];
-          else if (token == STAR)
-            current[j] = current[j - 1] || (previous[j] && *c != '/');
+          next_inside[j] = FALSE;
+          if (token == TOKEN_GLOBSTAR_SLASH)
+            {
+              /* The byte extends the segments, or ends them if it is a
+               * '/'. The token may also match nothing. */
+              next_inside[j] = inside[j] || next_matched[j - 1];
+              next_matched[j] = (inside[j] && *c == '/')
+                                || next_matched[j - 1];
+            }
+          else if (token == TOKEN_GLOBSTAR)
+            next_matched[j] = next_matched[j - 1] || matched[j];
+          else if (token == TOKEN_STAR)
+            next_matched[j] = next_matched[j - 1]
+                              || (matched[j] && *c != '/');
           else
-            current[j] = previous[j - 1] && token == (guchar) *c;
-          any |= current[j];
+            next_matched[j] = matched[j - 1] && token == (guchar) *c;
+          any |= next_matched[j] || next_inside[j];
         }
       if (!any)
         return FALSE;
 
-      swap = previous;
-      previous = current;
-      current = swap;
+      swap = matched;
+      matched = next_matched;
+      next_matched = swap;
+      swap = inside;
+      inside = next_inside;
+      next_inside = swap;
     }
 
-  return previous[count];
+  return matched[count];
 }
 
 static int
@@ -1013,6 +1086,55 @@ guint
 moat_policy_get_rule_count (const MoatPolicy *policy)
 {
   return policy->rules->len;
+}
+
+/* Returns the number of rules with @action, the [policy] shorthands
+ * included. */
+guint
+moat_policy_count_rules (const MoatPolicy *policy, MoatRuleAction action)
+{
+  guint count = 0;
+
+  for (guint i = 0; i < policy->rules->len; i++)
+    {
+      const Rule *rule = g_ptr_array_index (policy->rules, i);
+
+      if (rule->action == action)
+        count++;
+    }
+
+  return count;
+}
+
+/**
+ * moat_policy_describe:
+ * @policy: the policy
+ *
+ * Summarises the mode and the rules for the start-up banner, such as
+ * "enforce mode, 2 allow rules, 1 deny rule". The [policy] allow and deny
+ * lists count as one rule each.
+ *
+ * Return: (transfer full): the summary, one line
+ */
+char *
+moat_policy_describe (const MoatPolicy *policy)
+{
+  guint allow = moat_policy_count_rules (policy, MOAT_RULE_ALLOW);
+  guint deny = moat_policy_count_rules (policy, MOAT_RULE_DENY);
+  GString *text = g_string_new (NULL);
+
+  g_string_append_printf (text, "%s mode, %u allow rule%s, %u deny rule%s",
+                          policy->mode == MOAT_POLICY_MODE_REPORT
+                          ? "report" : "enforce",
+                          allow, allow == 1 ? "" : "s",
+                          deny, deny == 1 ? "" : "s");
+  if (policy->mode == MOAT_POLICY_MODE_REPORT)
+    g_string_append (text, " (every request goes upstream; those the "
+                           "policy would deny are audited as would-deny)");
+  else if (allow == 0)
+    g_string_append (text, " (every request is denied: add an allow rule)");
+
+  return g_string_free (text, FALSE);
 }
 
 /* Returns the first pattern in @patterns that @host matches, or NULL. */

@@ -108,6 +108,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (MoatPolicy, moat_policy_unref)
 
 MoatPolicyMode moat_policy_get_mode (const MoatPolicy *policy);
 guint moat_policy_get_rule_count (const MoatPolicy *policy);
+guint moat_policy_count_rules (const MoatPolicy *policy,
+                               MoatRuleAction action);
+char *moat_policy_describe (const MoatPolicy *policy);
 
 gboolean moat_policy_allows_host (const MoatPolicy *policy, const char *host,
                                   char **reason);

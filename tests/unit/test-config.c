@@ -300,7 +300,8 @@ static const InvalidCase invalid_cases[] = {
     "label" },
   { "pattern with a port", "[policy]\nallow = a.example:443\n",
     "[policy] allow: invalid host pattern \"a.example:443\": invalid "
-    "character 0x3a" },
+    "character ':' (a port is not part of a host pattern: put it in the "
+    "\"ports\" key of a [rule NAME] group, such as \"ports = 443\")" },
   { "empty list element", "[policy]\nallow = a.example;;b.example\n",
     "vm.ini:2: [policy] allow: invalid value \"a.example;;b.example\": "
     "element 2 is empty: separate elements with one ';'" },
@@ -371,7 +372,7 @@ static const InvalidCase invalid_cases[] = {
     "number" },
   { "connect-to with an invalid host",
     "[upstream]\nconnect-to = a_b!.example:443:127.0.0.1:8443\n",
-    "invalid host name \"a_b!.example\": invalid character 0x21" },
+    "invalid host name \"a_b!.example\": invalid character '!'" },
   { "connect-to repeating host and port",
     "[upstream]\nconnect-to = a.example:443:127.0.0.1:1; "
     "A.Example:443:127.0.0.1:2\n",

@@ -103,11 +103,17 @@ static const ValidateCase validate_cases[] = {
   { "64-byte label",
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com",
     "is 64 bytes long, more than the 63 bytes allowed for a DNS label" },
-  { "space", "example .com", "invalid character 0x20" },
-  { "colon", "example.com:443", "invalid character 0x3a" },
-  { "slash", "example.com/path", "invalid character 0x2f" },
-  { "IPv6 literal", "::1", "invalid character 0x3a" },
-  { "non-ASCII", "\xc3\xa9xample.com", "invalid character 0xc3" },
+  { "space", "example .com", "invalid byte 0x20" },
+  { "colon", "example.com:443", "invalid character ':' (a port is not part "
+    "of a host pattern: put it in the \"ports\" key of a [rule NAME] "
+    "group" },
+  { "slash", "example.com/path", "invalid character '/' (a path is not part "
+    "of a host pattern: put it in the \"paths\" key of a [rule NAME] "
+    "group" },
+  { "IPv6 literal", "::1", "invalid character ':'" },
+  { "exclamation mark", "a!.example.com", "invalid character '!'; only "
+    "letters" },
+  { "non-ASCII", "\xc3\xa9xample.com", "invalid byte 0xc3" },
   { "advice", "a..b", "a valid pattern is a host name (\"api.example.com\")" },
   { "numeric first label", "123.example.com", NULL },
   { "all-zero address", "0.0.0.0", NULL },
@@ -188,8 +194,8 @@ static const HostNameCase host_name_cases[] = {
     "\"*\" is not allowed in a host name" },
   { "star alone", "*", "\"*\" is not allowed in a host name" },
   { "empty", "", "invalid host name \"\": empty name" },
-  { "port", "example.com:443", "invalid character 0x3a" },
-  { "bracketed IPv6", "[::1]", "invalid character 0x5b" },
+  { "port", "example.com:443", "invalid character ':'" },
+  { "bracketed IPv6", "[::1]", "invalid character '['" },
   { "short IPv4 form", "127.1", "the last label is a number" },
 };
 
@@ -256,7 +262,7 @@ static const DecisionCase decision_cases[] = {
     "host \"127.0.0.1\" matches allow pattern \"127.0.0.1\"" },
   { "invalid host", "api.example.com:443", FALSE,
     "host \"api.example.com:443\" is not a valid host name: invalid "
-    "character 0x3a" },
+    "character ':'; only letters" },
   { "control byte escaped", "a\nb", FALSE,
     "host \"a\\nb\" is not a valid host name" },
   { "empty host", "", FALSE, "host \"\" is not a valid host name: empty" },
@@ -438,7 +444,30 @@ static const MatchCase path_match_cases[] = {
   { "globstar, other prefix", "/repos/**", "/admin/a", FALSE },
   { "globstar in the middle", "/a/**/z", "/a/b/c/z", TRUE },
   { "globstar in the middle, wrong end", "/a/**/z", "/a/b/c/y", FALSE },
+  { "globstar in the middle, no segment", "/a/**/b", "/a/b", TRUE },
+  { "globstar in the middle, one segment", "/a/**/b", "/a/x/b", TRUE },
+  { "globstar in the middle, suffix of a segment", "/a/**/b", "/a/xb",
+    FALSE },
+  { "globstar in the middle, prefix of a segment", "/a/**/b", "/ax/b",
+    FALSE },
+  { "globstar in the middle, longer last segment", "/a/**/b", "/a/x/bc",
+    FALSE },
+  { "globstar first", "/**/private", "/private", TRUE },
+  { "globstar first, deeper", "/**/private", "/a/b/private", TRUE },
+  { "globstar first, partial segment", "/**/private", "/aprivate", FALSE },
+  { "two globstars", "/**/x/**", "/a/x/b/c", TRUE },
+  { "two globstars, bare segment", "/**/x/**", "/x/", TRUE },
+  { "globstar and star", "/a/**/*.git", "/a/b/c/d.git", TRUE },
+  { "globstar and star, no segment", "/a/**/*.git", "/a/d.git", TRUE },
+  { "globstar before a final slash", "/a/**/", "/a/", TRUE },
+  { "globstar before a final slash, deeper", "/a/**/", "/a/b/", TRUE },
+  { "globstar before a final slash, no slash", "/a/**/", "/a/b", FALSE },
+  { "final globstar, trailing slash", "/admin/**", "/admin/", TRUE },
+  { "final globstar, bare prefix", "/admin/**", "/admin", FALSE },
+  { "final globstar, longer segment", "/admin/**", "/administrator", FALSE },
+  { "exact does not cover a subtree", "/admin", "/admin/x", FALSE },
   { "globstar alone", "/**", "/anything/at/all", TRUE },
+  { "globstar alone, root", "/**", "/", TRUE },
   { "star followed by literal", "/*/issues", "/moat/issues", TRUE },
   { "case-sensitive", "/User", "/user", FALSE },
   { "many stars, no match", "/*a*a*a*a*a*b", "/aaaaaaaaaaaaaaaaaaaaaaaaaaaa",
@@ -668,6 +697,13 @@ static const RuleErrorCase rule_error_cases[] = {
     "rule \"r\": invalid method \"GE T\": invalid character 0x20" },
   { "three stars", "r", "paths", "/a/***",
     "rule \"r\": invalid path pattern \"/a/***\"" },
+  { "globstar inside a segment", "r", "paths", "/re**pos",
+    "invalid path pattern \"/re**pos\": \"**\" matches whole segments, "
+    "so it must be a whole segment" },
+  { "globstar at a segment end", "r", "paths", "/a**",
+    "invalid path pattern \"/a**\": \"**\" matches whole segments" },
+  { "globstar at a segment start", "r", "paths", "/**.git",
+    "invalid path pattern \"/**.git\": \"**\" matches whole segments" },
   { "empty segment", "r", "paths", "/a//b",
     "rule \"r\": invalid path pattern \"/a//b\"" },
   { "control byte", "r", "paths", "/a\tb",
@@ -725,6 +761,54 @@ test_duplicate_rule (void)
   g_assert_nonnull (strstr (error->message, "rule \"r\" is defined twice"));
 }
 
+typedef struct {
+  const char *description;
+  const char *const *allow;
+  MoatRuleAction rule_action; /* of one [rule] group */
+  MoatPolicyMode mode;
+  const char *expected;
+} DescribeCase;
+
+static const char *const describe_allow[] = { "a.example", "b.example",
+                                              NULL };
+
+static const DescribeCase describe_cases[] = {
+  { "allow rule only", NULL, MOAT_RULE_ALLOW, MOAT_POLICY_MODE_ENFORCE,
+    "enforce mode, 1 allow rule, 0 deny rules" },
+  { "[policy] allow counts as one rule", describe_allow, MOAT_RULE_ALLOW,
+    MOAT_POLICY_MODE_ENFORCE, "enforce mode, 2 allow rules, 0 deny rules" },
+  { "deny rule only", NULL, MOAT_RULE_DENY, MOAT_POLICY_MODE_ENFORCE,
+    "enforce mode, 0 allow rules, 1 deny rule (every request is denied: "
+    "add an allow rule)" },
+  { "report mode", describe_allow, MOAT_RULE_DENY, MOAT_POLICY_MODE_REPORT,
+    "report mode, 1 allow rule, 1 deny rule (every request goes upstream; "
+    "those the policy would deny are audited as would-deny)" },
+};
+
+static void
+test_describe (void)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS (describe_cases); i++)
+    {
+      const DescribeCase *c = &describe_cases[i];
+      g_autoptr (GPtrArray) rules = g_ptr_array_new_with_free_func (
+          (GDestroyNotify) moat_rule_spec_free);
+      MoatRuleSpec *rule = moat_rule_spec_new ("r");
+      g_autoptr (GError) error = NULL;
+      g_autoptr (MoatPolicy) policy = NULL;
+      g_autofree char *text = NULL;
+
+      rule->action = c->rule_action;
+      g_ptr_array_add (rules, rule);
+      policy = moat_policy_new_full (c->allow, NULL, rules, c->mode, &error);
+      g_assert_no_error (error);
+      text = moat_policy_describe (policy);
+      if (g_strcmp0 (text, c->expected) != 0)
+        g_test_fail_printf ("%s: \"%s\", expected \"%s\"", c->description,
+                            text, c->expected);
+    }
+}
+
 static void
 test_policy_ref (void)
 {
@@ -763,6 +847,7 @@ main (int argc, char **argv)
   g_test_add_func ("/policy/rules/invalid", test_rule_errors);
   g_test_add_func ("/policy/rules/duplicate-name", test_duplicate_rule);
   g_test_add_func ("/policy/new/reference-count", test_policy_ref);
+  g_test_add_func ("/policy/describe/banner", test_describe);
 
   return g_test_run ();
 }
