@@ -41,6 +41,7 @@ typedef enum {
   VALUE_PATH,       /* path, relative to the configuration file */
   VALUE_AUDIT_PATH, /* VALUE_PATH, or "-" for stdout */
   VALUE_MTU,        /* integer from MOAT_MTU_MIN to MOAT_MTU_MAX */
+  VALUE_SECONDS,    /* integer from 1 to MOAT_TIMEOUT_MAX_S (seconds) */
   VALUE_PATTERNS,   /* list of host patterns */
   VALUE_CONNECT_TO, /* list of HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT */
   VALUE_MODE,       /* "enforce" or "report" */
@@ -77,6 +78,8 @@ static const KeySpec key_specs[] = {
   { "moat", "mtu", VALUE_MTU, G_STRUCT_OFFSET (MoatConfig, mtu) },
   { "moat", "placeholders-out", VALUE_PATH,
     G_STRUCT_OFFSET (MoatConfig, placeholders_out) },
+  { "moat", "head-timeout", VALUE_SECONDS,
+    G_STRUCT_OFFSET (MoatConfig, head_timeout_s) },
   { "policy", "allow", VALUE_PATTERNS, G_STRUCT_OFFSET (MoatConfig, allow) },
   { "policy", "deny", VALUE_PATTERNS, G_STRUCT_OFFSET (MoatConfig, deny) },
   { "policy", "mode", VALUE_MODE, G_STRUCT_OFFSET (MoatConfig, policy_mode) },
@@ -88,6 +91,8 @@ static const KeySpec key_specs[] = {
     G_STRUCT_OFFSET (MoatConfig, upstream_ca_file) },
   { "upstream", "connect-to", VALUE_CONNECT_TO,
     G_STRUCT_OFFSET (MoatConfig, connect_to) },
+  { "upstream", "stall-timeout", VALUE_SECONDS,
+    G_STRUCT_OFFSET (MoatConfig, stall_timeout_s) },
   { "rule", "hosts", VALUE_RULE_HOSTS, G_STRUCT_OFFSET (MoatRuleSpec, hosts) },
   { "rule", "ports", VALUE_RULE_PORTS, G_STRUCT_OFFSET (MoatRuleSpec, ports) },
   { "rule", "methods", VALUE_RULE_METHODS,
@@ -200,6 +205,8 @@ moat_config_new (void)
 
   config->fd = -1;
   config->mtu = 1500;
+  config->head_timeout_s = MOAT_HTTP_HEAD_TIMEOUT_S;
+  config->stall_timeout_s = MOAT_UPSTREAM_STALL_TIMEOUT_S;
   config->policy_mode = MOAT_POLICY_MODE_ENFORCE;
   config->rules = g_ptr_array_new_with_free_func (
       (GDestroyNotify) moat_rule_spec_free);
@@ -637,6 +644,22 @@ parse_mtu (const LoadContext *context, const Entry *entry,
   return TRUE;
 }
 
+static gboolean
+parse_seconds (const LoadContext *context, const Entry *entry,
+               const char *value, guint *seconds, GError **error)
+{
+  guint64 number;
+
+  if (!g_ascii_string_to_unsigned (value, 10, 1, MOAT_TIMEOUT_MAX_S, &number,
+                                   NULL))
+    return parse_value_error (error, context, entry, "invalid value \"%s\": "
+                              "expected an integer from 1 to %u (seconds)",
+                              value, MOAT_TIMEOUT_MAX_S);
+
+  *seconds = (guint) number;
+  return TRUE;
+}
+
 /**
  * parse_port:
  * @text: the port text, not NUL-terminated
@@ -936,6 +959,7 @@ move_field (MoatConfig *config, MoatConfig *staged, const KeySpec *spec)
       *(char **) to = g_steal_pointer ((char **) from);
       break;
     case VALUE_MTU:
+    case VALUE_SECONDS:
       *(guint *) to = *(guint *) from;
       break;
     case VALUE_MODE:
@@ -1030,6 +1054,8 @@ parse_entry (const LoadContext *context, const Entry *entry,
       return parse_path (context, entry, value, (char **) field, error);
     case VALUE_MTU:
       return parse_mtu (context, entry, value, (guint *) field, error);
+    case VALUE_SECONDS:
+      return parse_seconds (context, entry, value, (guint *) field, error);
     case VALUE_MODE:
       return parse_choice (context, entry, value, "enforce", "report",
                            (int *) field, error);

@@ -51,6 +51,11 @@ void moat_secret_spec_free (MoatSecretSpec *spec);
  * @placeholders_out: ([moat] placeholders-out) where the secret
  *   placeholders are written as NAME=PLACEHOLDER lines, or %NULL
  * @policy_mode: ([policy] mode) enforce (default) or report
+ * @head_timeout_s: ([moat] head-timeout) seconds a guest has to send a
+ *   complete request head, default MOAT_HTTP_HEAD_TIMEOUT_S
+ * @stall_timeout_s: ([upstream] stall-timeout) seconds without progress
+ *   after which an upstream transfer fails, default
+ *   MOAT_UPSTREAM_STALL_TIMEOUT_S
  * @rules: (element-type MoatRuleSpec): the "[rule NAME]" groups in file
  *   order
  * @secrets: (element-type MoatSecretSpec): the "[secret NAME]" groups in
@@ -73,6 +78,8 @@ typedef struct {
   char **connect_to;
   char *placeholders_out;
   MoatPolicyMode policy_mode;
+  guint head_timeout_s;
+  guint stall_timeout_s;
   GPtrArray *rules;
   GPtrArray *secrets;
 } MoatConfig;

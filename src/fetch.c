@@ -69,15 +69,15 @@
 
 /*
  * A transfer that moves less than FETCH_STALL_BYTES_PER_S bytes per second
- * for FETCH_STALL_TIME_S seconds has stalled and fails with
- * MOAT_ERROR_TIMEOUT. There is no overall timeout, because a 1 GiB download
- * is legitimate. libcurl 7.88 skips this check while the download is
- * paused (lib/speedcheck.c).
+ * for [upstream] stall-timeout seconds (default 60) has stalled and fails
+ * with MOAT_ERROR_TIMEOUT. There is no overall timeout, because a 1 GiB
+ * download is legitimate. libcurl 7.88 skips this check while the download
+ * is paused (lib/speedcheck.c).
  * NOTE: it does not skip it while only the upload is paused, so a guest
- * that stops sending its request body for 60 s gets MOAT_ERROR_TIMEOUT.
+ * that stops sending its request body for that long gets
+ * MOAT_ERROR_TIMEOUT.
  */
 #define FETCH_STALL_BYTES_PER_S 1
-#define FETCH_STALL_TIME_S 60
 
 /* System CA bundle used when libcurl reports no default bundle path. */
 #define FETCH_SYSTEM_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
@@ -125,6 +125,7 @@ typedef struct {
  * @ca_path: system CA folder loaded next to @ca_file
  * @connect_to: CURLOPT_CONNECT_TO list, or %NULL
  * @connect_to_entries: (element-type ConnectToEntry) parsed @connect_to
+ * @stall_timeout_s: seconds without progress before a transfer fails
  */
 struct MoatFetch {
   CURLM *multi;
@@ -139,6 +140,7 @@ struct MoatFetch {
   char *ca_path;
   struct curl_slist *connect_to;
   GArray *connect_to_entries;
+  guint stall_timeout_s;
 };
 
 typedef enum {
@@ -666,7 +668,8 @@ on_curl_timer (CURLM *multi, long timeout_ms, void *data)
 
 /**
  * moat_fetch_new:
- * @config: configuration; upstream_ca_file and connect_to are used
+ * @config: configuration; upstream_ca_file, connect_to and
+ *   stall_timeout_s are used
  * @error: return location for a %MOAT_ERROR_CONFIG error
  *
  * Creates the host fetch, attached to the thread-default main context.
@@ -713,6 +716,10 @@ moat_fetch_new (const MoatConfig *config, GError **error)
   curl_multi_setopt (fetch->multi, CURLMOPT_MAXCONNECTS,
                      (long) FETCH_IDLE_CONNECTIONS_MAX);
 
+  /* 0 in a MoatConfig built without moat_config_new() means the default. */
+  fetch->stall_timeout_s = config->stall_timeout_s > 0
+                           ? config->stall_timeout_s
+                           : MOAT_UPSTREAM_STALL_TIMEOUT_S;
   if (!load_connect_to (fetch, config->connect_to, error))
     return NULL;
 
@@ -848,6 +855,9 @@ error_from_curl (const MoatFetchRequest *request, CURLcode code)
       summary = "the upstream closed the connection without a response";
       break;
     case CURLE_WEIRD_SERVER_REPLY:
+    /* moat builds only http and https URLs, so this is libcurl refusing
+     * a response without a status line (HTTP/0.9). */
+    case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
       summary = "invalid response";
@@ -1597,7 +1607,7 @@ set_transfer_options (MoatFetchRequest *request)
   curl_easy_setopt (easy, CURLOPT_PROXY, "");
   curl_easy_setopt (easy, CURLOPT_CONNECTTIMEOUT, (long) FETCH_CONNECT_TIMEOUT_S);
   curl_easy_setopt (easy, CURLOPT_LOW_SPEED_LIMIT, (long) FETCH_STALL_BYTES_PER_S);
-  curl_easy_setopt (easy, CURLOPT_LOW_SPEED_TIME, (long) FETCH_STALL_TIME_S);
+  curl_easy_setopt (easy, CURLOPT_LOW_SPEED_TIME, (long) fetch->stall_timeout_s);
   curl_easy_setopt (easy, CURLOPT_TCP_KEEPALIVE, 1L);
 
   curl_easy_setopt (easy, CURLOPT_SSL_VERIFYPEER, 1L);

@@ -316,6 +316,40 @@ moat_flow_free (MoatFlow *flow)
   g_free (flow);
 }
 
+static void flow_arm_timeout (MoatFlow *flow, guint seconds);
+static void flow_respond (MoatFlow *flow, guint status,
+                          const char *denied_reason, const char *body,
+                          gboolean keep_open);
+
+/* Seconds a guest has for a TLS handshake or a request head. */
+static guint
+flow_head_timeout (const MoatFlow *flow)
+{
+  return flow->session->config->head_timeout_s;
+}
+
+/* Answers a request head that did not arrive in time with 408 (RFC 9110
+ * section 15.5.9) and closes once the answer is out. */
+static void
+flow_head_timed_out (MoatFlow *flow)
+{
+  g_autofree char *reason = g_strdup_printf (
+      "the request head was not complete within %u s (%u bytes received)",
+      flow_head_timeout (flow), flow->in->len);
+  g_autofree char *body = g_strdup_printf ("moat closed this connection: %s\n",
+                                           reason);
+  MoatAuditEvent *event = flow_audit_event_new (flow, "request", FALSE,
+                                                reason);
+
+  moat_audit_event_add_int (event, "status", 408);
+  moat_audit_emit (flow->session->audit, event);
+  flow_respond (flow, 408, NULL, body, FALSE);
+  flow->state = FLOW_CLOSING;
+  /* A guest that does not read the answer is closed at the next expiry. */
+  flow_arm_timeout (flow, flow_head_timeout (flow));
+  flow_pump (flow);
+}
+
 static gboolean
 flow_timeout (gpointer user_data)
 {
@@ -323,9 +357,22 @@ flow_timeout (gpointer user_data)
 
   flow->timeout_id = 0;
   flow_debug (flow, "timed out in state %d", flow->state);
+  if (flow->state == FLOW_REQUEST_HEAD && flow->request == NULL
+      && flow->in->len > 0)
+    {
+      flow_head_timed_out (flow);
+      return G_SOURCE_REMOVE;
+    }
   if (flow->state == FLOW_SNIFF)
     flow_audit_connection (flow, FALSE, NULL,
                            "no data within the connection timeout");
+  else if (flow->state == FLOW_TLS_HANDSHAKE)
+    {
+      g_autofree char *reason = g_strdup_printf (
+          "TLS handshake failed: not complete within %u s",
+          flow_head_timeout (flow));
+      flow_audit_connection (flow, FALSE, "tls", reason);
+    }
   flow_close (flow);
   return G_SOURCE_REMOVE;
 }
@@ -645,10 +692,14 @@ flow_deny_request (MoatFlow *flow, guint status, const char *reason)
 {
   g_autofree char *body = NULL;
   /* Without reading the body the next request cannot be found, so a
-   * request with a body ends the connection. */
+   * request with a body ends the connection. So does a refused CONNECT,
+   * because a client that sends tunnel bytes before the answer would have
+   * them read as its next request. */
   gboolean keep_open = flow->request->keep_alive
                        && !request_has_body (flow->request)
-                       && !flow->guest_eof;
+                       && !flow->guest_eof
+                       && g_ascii_strcasecmp (flow->request->method,
+                                              "CONNECT") != 0;
 
   flow_debug (flow, "denied %s %s: %s", flow->request->method,
               flow->request->target, reason);
@@ -1098,7 +1149,7 @@ flow_process_head (MoatFlow *flow)
       return flow->guest_eof;
     }
   if (flow->timeout_id == 0)
-    flow_arm_timeout (flow, MOAT_HTTP_HEAD_TIMEOUT_S);
+    flow_arm_timeout (flow, flow_head_timeout (flow));
 
   result = moat_http_parse_request_head (flow->in->data, flow->in->len,
                                          &request, &consumed, &error_status,
@@ -1243,7 +1294,7 @@ flow_sniff (MoatFlow *flow)
         }
       flow_audit_connection (flow, TRUE, "tls", NULL);
       flow->state = FLOW_TLS_HANDSHAKE;
-      flow_arm_timeout (flow, MOAT_HTTP_HEAD_TIMEOUT_S);
+      flow_arm_timeout (flow, flow_head_timeout (flow));
       return;
     }
 
@@ -1253,7 +1304,7 @@ flow_sniff (MoatFlow *flow)
         {
           flow_audit_connection (flow, TRUE, "http", NULL);
           flow->state = FLOW_REQUEST_HEAD;
-          flow_arm_timeout (flow, MOAT_HTTP_HEAD_TIMEOUT_S);
+          flow_arm_timeout (flow, flow_head_timeout (flow));
           return;
         }
       if (!is_method_char (buffer[i]))

@@ -63,10 +63,17 @@
 #define MOAT_HTTP_HEADERS_MAX 100
 /* Longest chunk-size line, including extensions. */
 #define MOAT_HTTP_CHUNK_LINE_MAX 1024
-/* Seconds a guest may take to send a complete request head. */
+/* Seconds a guest may take to send a complete request head, by default
+ * ([moat] head-timeout). */
 #define MOAT_HTTP_HEAD_TIMEOUT_S 60
 /* Seconds an idle keep-alive guest connection is kept open. */
 #define MOAT_HTTP_IDLE_TIMEOUT_S 120
+
+/* Seconds without progress before an upstream transfer fails with 504, by
+ * default ([upstream] stall-timeout). */
+#define MOAT_UPSTREAM_STALL_TIMEOUT_S 60
+/* Largest value of a timeout key in the configuration: one hour. */
+#define MOAT_TIMEOUT_MAX_S 3600
 
 /*
  * Body bytes buffered per direction before the sender is paused. This is
