@@ -194,6 +194,7 @@ moat_secret_spec_free (MoatSecretSpec *spec)
   g_free (spec->name);
   g_free (spec->value_env);
   g_free (spec->value_file);
+  g_free (spec->origin);
   g_strfreev (spec->hosts);
   g_free (spec);
 }
@@ -306,22 +307,29 @@ find_named_group (const char *group, const char **rest)
   return NULL;
 }
 
-/* Checks NAME of "[secret NAME]": it appears in placeholders and in
- * NAME=PLACEHOLDER lines, so it is limited to letters, digits, '-' and
- * '_'. */
+/* Checks NAME of "[secret NAME]". It appears in placeholders and in the
+ * NAME=PLACEHOLDER lines of the placeholders file, which a launcher may
+ * source with a POSIX shell, so it must be a shell variable name: letters,
+ * digits and '_', not starting with a digit. */
 static gboolean
 secret_name_validate (const char *name, GError **error)
 {
   gsize length = strlen (name);
-  gboolean valid = length > 0 && length <= SECRET_NAME_MAX;
+  gboolean valid = length > 0 && length <= SECRET_NAME_MAX
+                   && !g_ascii_isdigit (name[0]);
 
   for (const char *c = name; valid && *c != '\0'; c++)
-    valid = g_ascii_isalnum (*c) || *c == '-' || *c == '_';
+    valid = g_ascii_isalnum (*c) || *c == '_';
   if (!valid)
     {
+      g_autofree char *suggestion = g_strdelimit (g_strdup (name), "-.", '_');
+
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
                    "invalid secret name \"%s\": expected 1 to %d letters, "
-                   "digits, '-' or '_'", name, SECRET_NAME_MAX);
+                   "digits or '_', not starting with a digit, so that a shell "
+                   "can source the NAME=PLACEHOLDER lines of the "
+                   "placeholders file (such as \"%s\")", name,
+                   SECRET_NAME_MAX, suggestion);
       return FALSE;
     }
 
@@ -1012,6 +1020,20 @@ parse_env_name (const LoadContext *context, const Entry *entry,
   return TRUE;
 }
 
+/* Records where the value of a secret comes from, for the messages of
+ * moat_secrets_new(), which reads the value only when the session
+ * starts. */
+static void
+set_secret_origin (const LoadContext *context, const Entry *entry)
+{
+  MoatSecretSpec *spec = entry->group->spec;
+
+  g_free (spec->origin);
+  spec->origin = g_strdup_printf ("%s:%u: [%s] %s", context->name,
+                                  entry->line, entry->group->full,
+                                  entry->spec->key);
+}
+
 /* Parses the value of @entry into the matching field of @staged. */
 static gboolean
 parse_entry (const LoadContext *context, const Entry *entry,
@@ -1051,6 +1073,7 @@ parse_entry (const LoadContext *context, const Entry *entry,
     case VALUE_AUDIT_PATH:
       return parse_path (context, entry, value, (char **) field, error);
     case VALUE_SECRET_FILE:
+      set_secret_origin (context, entry);
       return parse_path (context, entry, value, (char **) field, error);
     case VALUE_MTU:
       return parse_mtu (context, entry, value, (guint *) field, error);
@@ -1063,6 +1086,7 @@ parse_entry (const LoadContext *context, const Entry *entry,
       return parse_choice (context, entry, value, "allow", "deny",
                            (int *) field, error);
     case VALUE_SECRET_ENV:
+      set_secret_origin (context, entry);
       return parse_env_name (context, entry, value, (char **) field, error);
     default:
       break;
@@ -1138,20 +1162,52 @@ check_groups (const LoadContext *context, GError **error)
   return TRUE;
 }
 
+/* A secret is only usable through its placeholder, so [secret] groups
+ * need [moat] placeholders-out, from this load or an earlier one. */
+static gboolean
+check_placeholders_out (const LoadContext *context, const MoatConfig *config,
+                        const MoatConfig *staged, GError **error)
+{
+  if (staged->secrets->len == 0 || staged->placeholders_out != NULL
+      || config->placeholders_out != NULL)
+    return TRUE;
+
+  for (guint i = 0; i < context->groups->len; i++)
+    {
+      const Group *group = g_ptr_array_index (context->groups, i);
+
+      if (group->name == NULL || strcmp (group->kind, "secret") != 0)
+        continue;
+      set_line_error (error, context->name, group->line, "[%s]: missing "
+                      "[moat] placeholders-out: the guest can only use a "
+                      "secret through the placeholder that moat writes to "
+                      "that file; add \"placeholders-out = PATH\" to [moat]",
+                      group->full);
+      return FALSE;
+    }
+
+  g_assert_not_reached ();
+}
+
 /**
  * moat_config_build_policy:
  * @config: a loaded configuration
  * @error: return location for a #GError
  *
  * Return: (transfer full): the policy of the [policy] group and the rule
- *   groups, or %NULL with a %MOAT_ERROR_CONFIG error
+ *   groups, or %NULL with a %MOAT_ERROR_CONFIG error that starts with the
+ *   file name when @config was loaded from a file
  */
 MoatPolicy *
 moat_config_build_policy (const MoatConfig *config, GError **error)
 {
-  return moat_policy_new_full ((const char *const *) config->allow,
-                               (const char *const *) config->deny,
-                               config->rules, config->policy_mode, error);
+  MoatPolicy *policy = moat_policy_new_full (
+      (const char *const *) config->allow, (const char *const *) config->deny,
+      config->rules, config->policy_mode, error);
+
+  if (policy == NULL && config->path != NULL)
+    g_prefix_error (error, "%s: ", config->path);
+  return policy;
 }
 
 /* Returns the absolute directory of @name, against which relative paths in
@@ -1239,6 +1295,8 @@ moat_config_load_data (MoatConfig *config, const char *data, gsize length,
         return FALSE;
     }
   if (!check_groups (&context, error))
+    return FALSE;
+  if (!check_placeholders_out (&context, config, staged, error))
     return FALSE;
 
   for (guint i = 0; i < entries->len; i++)
@@ -1371,8 +1429,8 @@ moat_config_load_file (MoatConfig *config, const char *path, GError **error)
  * @error: return location for a #GError
  *
  * Checks what no single option can: exactly one QEMU socket (--socket,
- * --connect or --fd), [tls] ca-cert and ca-key together, socket paths that
- * fit in sun_path, and the MTU range for a value from the command line.
+ * --connect or --fd) and socket paths that fit in sun_path, then the rest
+ * with moat_config_validate_settings().
  *
  * Return: %TRUE if @config is usable, else %FALSE with a %MOAT_ERROR_CONFIG
  *   error naming the options involved
@@ -1436,12 +1494,63 @@ moat_config_validate (const MoatConfig *config, GError **error)
       return FALSE;
     }
 
+  return moat_config_validate_settings (config, error);
+}
+
+/**
+ * moat_config_check_placeholders_dir:
+ * @config: a loaded configuration
+ * @error: return location for a #GError
+ *
+ * Return: %TRUE if [moat] placeholders-out is unset or its folder exists,
+ *   else %FALSE with a %MOAT_ERROR_CONFIG error that names the folder
+ */
+gboolean
+moat_config_check_placeholders_dir (const MoatConfig *config, GError **error)
+{
+  g_autofree char *dir = NULL;
+
+  if (config->placeholders_out == NULL)
+    return TRUE;
+
+  dir = g_path_get_dirname (config->placeholders_out);
+  if (g_file_test (dir, G_FILE_TEST_IS_DIR))
+    return TRUE;
+
+  g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+               "%s%s[moat] placeholders-out = %s: the folder %s does not "
+               "exist: create it (mkdir -p %s), or choose a file in an "
+               "existing folder", config->path ? config->path : "",
+               config->path ? ": " : "", config->placeholders_out, dir, dir);
+  return FALSE;
+}
+
+/**
+ * moat_config_validate_settings:
+ * @config: configuration after the file and the command line are applied
+ * @error: return location for a #GError
+ *
+ * Checks what moat_config_validate() checks apart from the QEMU socket:
+ * [tls] ca-cert and ca-key together, the MTU range for a value from the
+ * command line, and that the folder of [moat] placeholders-out exists.
+ * "moat check", which has no socket, runs this.
+ *
+ * Return: %TRUE if @config is usable, else %FALSE with a %MOAT_ERROR_CONFIG
+ *   error naming the options involved
+ */
+gboolean
+moat_config_validate_settings (const MoatConfig *config, GError **error)
+{
+  g_return_val_if_fail (config != NULL, FALSE);
+
   if ((config->ca_cert != NULL) != (config->ca_key != NULL))
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                   "[tls] %s is set but [tls] %s is not: give both ca-cert "
-                   "and ca-key for a persistent CA, or neither for a new CA "
-                   "per session",
+                   "%s%s[tls] %s is set but [tls] %s is not: give both "
+                   "ca-cert and ca-key for a persistent CA, or neither for a "
+                   "new CA per session",
+                   config->path ? config->path : "",
+                   config->path ? ": " : "",
                    config->ca_cert != NULL ? "ca-cert" : "ca-key",
                    config->ca_cert != NULL ? "ca-key" : "ca-cert");
       return FALSE;
@@ -1455,5 +1564,5 @@ moat_config_validate (const MoatConfig *config, GError **error)
       return FALSE;
     }
 
-  return TRUE;
+  return moat_config_check_placeholders_dir (config, error);
 }

@@ -13,6 +13,8 @@
  * @value_file: (nullable): absolute path of a file that holds the value
  * @hosts: host patterns of the requests that receive the value,
  *   %NULL-terminated
+ * @origin: (nullable): "FILE:LINE: [secret NAME] KEY" of the value-env or
+ *   value-file line, for messages about the value
  *
  * One "[secret NAME]" group. Exactly one of @value_env and @value_file is
  * set; the value itself is read when the session starts, not here.
@@ -22,6 +24,7 @@ typedef struct {
   char *value_env;
   char *value_file;
   char **hosts;
+  char *origin;
 } MoatSecretSpec;
 
 MoatSecretSpec *moat_secret_spec_new (const char *name);
@@ -94,5 +97,9 @@ gboolean moat_config_load_data (MoatConfig *config, const char *data,
                                 gsize length, const char *name,
                                 GError **error);
 gboolean moat_config_validate (const MoatConfig *config, GError **error);
+gboolean moat_config_validate_settings (const MoatConfig *config,
+                                        GError **error);
+gboolean moat_config_check_placeholders_dir (const MoatConfig *config,
+                                             GError **error);
 MoatPolicy *moat_config_build_policy (const MoatConfig *config,
                                       GError **error);

@@ -96,25 +96,35 @@ new_placeholder (const char *name, GError **error)
   return g_string_free (placeholder, FALSE);
 }
 
+/* Returns where @spec was configured, "FILE:LINE: [secret NAME] KEY", or
+ * "[secret NAME]" for a spec that was not loaded from a file. */
+static char *
+describe_origin (const MoatSecretSpec *spec)
+{
+  if (spec->origin != NULL)
+    return g_strdup (spec->origin);
+  return g_strdup_printf ("[secret %s]", spec->name);
+}
+
 /* Checks a value read from the environment or a file. It goes into header
  * fields, so CR, LF, NUL and other control bytes could split or end a
- * field (RFC 9110 section 5.5). */
+ * field (RFC 9110 section 5.5). @origin starts the error message. */
 static gboolean
-check_value (const char *name, const char *source, const char *value,
+check_value (const char *origin, const char *source, const char *value,
              gsize length, GError **error)
 {
   if (length == 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                   "secret \"%s\": the value from %s is empty", name, source);
+                   "%s: the value from %s is empty", origin, source);
       return FALSE;
     }
   if (length > MOAT_SECRET_VALUE_MAX)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                   "secret \"%s\": the value from %s is %" G_GSIZE_FORMAT
-                   " bytes long, more than the %d bytes allowed", name,
-                   source, length, MOAT_SECRET_VALUE_MAX);
+                   "%s: the value from %s is %" G_GSIZE_FORMAT " bytes long, "
+                   "more than the %d bytes allowed", origin, source, length,
+                   MOAT_SECRET_VALUE_MAX);
       return FALSE;
     }
   for (gsize i = 0; i < length; i++)
@@ -124,10 +134,10 @@ check_value (const char *name, const char *source, const char *value,
       if ((c < 0x20 && c != '\t') || c == 0x7f)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                       "secret \"%s\": the value from %s contains the "
-                       "control byte 0x%02x at offset %" G_GSIZE_FORMAT
-                       ", which cannot be sent in a header field", name,
-                       source, (guint) c, i);
+                       "%s: the value from %s contains the control byte "
+                       "0x%02x at offset %" G_GSIZE_FORMAT ", which cannot "
+                       "be sent in a header field", origin, source,
+                       (guint) c, i);
           return FALSE;
         }
     }
@@ -141,6 +151,7 @@ read_value (const MoatSecretSpec *spec, GError **error)
 {
   g_autofree char *contents = NULL;
   g_autofree char *source = NULL;
+  g_autofree char *origin = describe_origin (spec);
   g_autoptr (GError) local_error = NULL;
   gsize length;
 
@@ -151,9 +162,12 @@ read_value (const MoatSecretSpec *spec, GError **error)
       source = g_strdup_printf ("environment variable %s", spec->value_env);
       if (value == NULL)
         {
+          /* moat reads the variable from its own environment, which
+           * nothing outside can change once it runs. */
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                       "secret \"%s\": environment variable %s is not set: "
-                       "export it before starting moat", spec->name,
+                       "%s: environment variable %s is not set in moat's "
+                       "environment: export it before moat starts (a reload "
+                       "cannot pick it up, so restart moat)", origin,
                        spec->value_env);
           return NULL;
         }
@@ -167,15 +181,14 @@ read_value (const MoatSecretSpec *spec, GError **error)
                                 &local_error))
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                       "secret \"%s\": failed to read the value: %s",
-                       spec->name, local_error->message);
+                       "%s: failed to read the value: %s", origin,
+                       local_error->message);
           return NULL;
         }
       if (memchr (contents, '\0', length) != NULL)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                       "secret \"%s\": %s contains a NUL byte", spec->name,
-                       source);
+                       "%s: %s contains a NUL byte", origin, source);
           return NULL;
         }
       /* Editors end files with a newline that is not part of the value. */
@@ -185,7 +198,7 @@ read_value (const MoatSecretSpec *spec, GError **error)
         contents[--length] = '\0';
     }
 
-  if (!check_value (spec->name, source, contents, length, error))
+  if (!check_value (origin, source, contents, length, error))
     return NULL;
   return g_steal_pointer (&contents);
 }
@@ -303,6 +316,7 @@ moat_secrets_write_placeholders (const MoatSecrets *secrets, const char *path,
 {
   g_autoptr (GString) text = g_string_new (NULL);
   g_autoptr (GError) local_error = NULL;
+  g_autofree char *dir = NULL;
 
   for (guint i = 0; i < moat_secrets_get_count (secrets); i++)
     {
@@ -310,6 +324,19 @@ moat_secrets_write_placeholders (const MoatSecrets *secrets, const char *path,
 
       g_string_append_printf (text, "%s=%s\n", secret->name,
                               secret->placeholder);
+    }
+
+  /* GLib's message for a missing folder names its temporary file, not the
+   * folder, and suggests no fix. */
+  dir = g_path_get_dirname (path);
+  if (!g_file_test (dir, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "failed to write the secret placeholders to %s: the "
+                   "folder %s does not exist: create it (mkdir -p %s), or "
+                   "set [moat] placeholders-out to a file in an existing "
+                   "folder", path, dir, dir);
+      return FALSE;
     }
 
   if (!g_file_set_contents_full (path, text->str, text->len,

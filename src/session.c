@@ -204,12 +204,15 @@ session_load_secrets (const MoatConfig *config, const MoatSecrets *previous,
 
   if (config->secrets->len == 0)
     return NULL;
+  /* moat_config_load_file() already rejects this; a configuration built
+   * in code gets the same rule. */
   if (config->placeholders_out == NULL)
     {
-      g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                           "[secret] groups need [moat] placeholders-out: "
-                           "the guest can only use a secret through the "
-                           "placeholder written there");
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
+                   "%s%s[secret] groups need [moat] placeholders-out: the "
+                   "guest can only use a secret through the placeholder "
+                   "written there", config->path ? config->path : "",
+                   config->path ? ": " : "");
       return NULL;
     }
   secrets = moat_secrets_new (config->secrets, previous, error);

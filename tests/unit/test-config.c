@@ -233,6 +233,23 @@ static const InvalidCase invalid_cases[] = {
     "vm.ini:1: [secret s.1]: invalid secret name \"s.1\"" },
   { "secret with a wildcard-only host", "[secret s1]\nvalue-env = A\nhosts = *\n",
     "vm.ini:3: [secret s1] hosts: invalid host pattern \"*\"" },
+  { "secret name with a dash",
+    "[moat]\nplaceholders-out = /p\n[secret my-key]\nvalue-env = A\n"
+    "hosts = a.example\n",
+    "vm.ini:3: [secret my-key]: invalid secret name \"my-key\": expected 1 "
+    "to 64 letters, digits or '_', not starting with a digit, so that a "
+    "shell can source the NAME=PLACEHOLDER lines of the placeholders file "
+    "(such as \"my_key\")" },
+  { "secret name starting with a digit",
+    "[moat]\nplaceholders-out = /p\n[secret 1key]\nvalue-env = A\n"
+    "hosts = a.example\n",
+    "vm.ini:3: [secret 1key]: invalid secret name \"1key\"" },
+  { "secret without placeholders-out",
+    "[rule r]\naction = allow\n[secret s1]\nvalue-env = A\n"
+    "hosts = a.example\n",
+    "vm.ini:3: [secret s1]: missing [moat] placeholders-out: the guest can "
+    "only use a secret through the placeholder that moat writes to that "
+    "file; add \"placeholders-out = PATH\" to [moat]" },
   { "unknown key", "[moat]\nsockt = /run/vm.sock\n",
     "vm.ini:2: [moat] sockt: unknown key; [moat] accepts socket, audit, mtu" },
   { "key in the wrong group", "[tls]\nsocket = /run/vm.sock\n",
@@ -463,8 +480,12 @@ test_load_rules (void)
   g_assert_cmpstr (secret->value_env, ==, "OPENAI_API_KEY");
   g_assert_null (secret->value_file);
   g_assert_cmpstr (secret->hosts[0], ==, "api.openai.com");
+  g_assert_cmpstr (secret->origin, ==,
+                   "/etc/moat/vm.ini:16: [secret openai] value-env");
   secret = g_ptr_array_index (config->secrets, 1);
   g_assert_cmpstr (secret->value_file, ==, "/etc/moat/token.txt");
+  g_assert_cmpstr (secret->origin, ==,
+                   "/etc/moat/vm.ini:19: [secret token] value-file");
   g_assert_cmpuint (g_strv_length (secret->hosts), ==, 2);
 }
 
@@ -782,6 +803,36 @@ test_validate (void)
 }
 
 static void
+test_validate_placeholders_dir (void)
+{
+  g_autoptr (MoatConfig) config = moat_config_new ();
+  g_autoptr (GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp ("moat-config-XXXXXX", &error);
+  g_autofree char *missing = NULL;
+
+  g_assert_no_error (error);
+  config->path = g_strdup ("/etc/moat/vm.ini");
+
+  /* Without a socket, as "moat check" runs it. */
+  config->placeholders_out = g_build_filename (dir, "placeholders.env",
+                                               NULL);
+  g_assert_true (moat_config_validate_settings (config, &error));
+  g_assert_no_error (error);
+
+  missing = g_build_filename (dir, "missing", NULL);
+  g_free (config->placeholders_out);
+  config->placeholders_out = g_build_filename (missing, "placeholders.env",
+                                               NULL);
+  g_assert_false (moat_config_validate_settings (config, &error));
+  g_assert_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG);
+  g_assert_true (g_str_has_prefix (error->message, "/etc/moat/vm.ini: [moat] "
+                                   "placeholders-out = "));
+  g_assert_nonnull (strstr (error->message, missing));
+  g_assert_nonnull (strstr (error->message, "does not exist: create it"));
+  g_rmdir (dir);
+}
+
+static void
 test_validate_after_file (void)
 {
   const char *data = "[moat]\nsocket = /run/vm.sock\n";
@@ -826,6 +877,8 @@ main (int argc, char **argv)
   g_test_add_func ("/config/load-file/example", test_load_example);
   g_test_add_func ("/config/validate/table", test_validate);
   g_test_add_func ("/config/validate/after-file", test_validate_after_file);
+  g_test_add_func ("/config/validate/placeholders-folder",
+                   test_validate_placeholders_dir);
 
   return g_test_run ();
 }

@@ -344,9 +344,10 @@ typedef struct {
 } ValueErrorCase;
 
 static const ValueErrorCase value_error_cases[] = {
-  { "unset variable", NULL, "secret \"s\": environment variable "
-    "MOAT_TEST_VALUE is not set" },
-  { "empty value", "", "secret \"s\": the value from environment variable "
+  { "unset variable", NULL, "[secret s]: environment variable "
+    "MOAT_TEST_VALUE is not set in moat's environment: export it before moat "
+    "starts (a reload cannot pick it up, so restart moat)" },
+  { "empty value", "", "[secret s]: the value from environment variable "
     "MOAT_TEST_VALUE is empty" },
   { "line feed", "a\nb", "contains the control byte 0x0a at offset 1" },
   { "carriage return", "ab\r", "contains the control byte 0x0d at offset 2" },
@@ -401,8 +402,59 @@ test_missing_file (void)
   secrets = moat_secrets_new (specs, NULL, &error);
   g_assert_null (secrets);
   g_assert_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG);
-  g_assert_nonnull (strstr (error->message, "secret \"s\": failed to read "
+  g_assert_nonnull (strstr (error->message, "[secret s]: failed to read "
                                             "the value"));
+}
+
+/* A secret loaded from a file names the file, the line, the group and the
+ * key when its value cannot be read. */
+static void
+test_error_origin (void)
+{
+  static const char data[] =
+    "[moat]\n"
+    "placeholders-out = /tmp/placeholders.env\n"
+    "[secret first]\n"
+    "value-env = MOAT_TEST_SET\n"
+    "hosts = a.example\n"
+    "\n"
+    "[secret second]\n"
+    "hosts = a.example\n"
+    "value-env = MOAT_TEST_NOT_SET\n";
+  g_autoptr (MoatConfig) config = moat_config_new ();
+  g_autoptr (GError) error = NULL;
+  g_autoptr (MoatSecrets) secrets = NULL;
+
+  g_setenv ("MOAT_TEST_SET", "value", TRUE);
+  g_unsetenv ("MOAT_TEST_NOT_SET");
+  g_assert_true (moat_config_load_data (config, data, strlen (data),
+                                        "vm.ini", &error));
+  g_assert_no_error (error);
+
+  secrets = moat_secrets_new (config->secrets, NULL, &error);
+  g_assert_null (secrets);
+  g_assert_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG);
+  g_assert_true (g_str_has_prefix (error->message, "vm.ini:9: [secret "
+                                   "second] value-env: environment variable "
+                                   "MOAT_TEST_NOT_SET is not set"));
+  g_unsetenv ("MOAT_TEST_SET");
+}
+
+static void
+test_placeholders_missing_dir (Fixture *fixture, gconstpointer data)
+{
+  g_autofree char *path = g_build_filename (fixture->dir, "missing",
+                                            "placeholders.env", NULL);
+  g_autofree char *dir = g_build_filename (fixture->dir, "missing", NULL);
+  g_autofree char *expected = g_strdup_printf (
+      "failed to write the secret placeholders to %s: the folder %s does not "
+      "exist: create it (mkdir -p %s)", path, dir, dir);
+  g_autoptr (GError) error = NULL;
+
+  g_assert_false (moat_secrets_write_placeholders (fixture->secrets, path,
+                                                   &error));
+  g_assert_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG);
+  g_assert_true (g_str_has_prefix (error->message, expected));
 }
 
 int
@@ -413,6 +465,7 @@ main (int argc, char **argv)
 #define ADD(path, function) \
   g_test_add (path, Fixture, NULL, fixture_setup, function, fixture_teardown)
   ADD ("/secrets/placeholders/format-and-file", test_placeholders);
+  ADD ("/secrets/placeholders/missing-folder", test_placeholders_missing_dir);
   ADD ("/secrets/inject/header", test_inject);
   ADD ("/secrets/inject/basic-credentials", test_inject_basic);
   ADD ("/secrets/inject/misplaced-target", test_find_misplaced);
@@ -423,6 +476,7 @@ main (int argc, char **argv)
 #undef ADD
   g_test_add_func ("/secrets/value/invalid", test_value_errors);
   g_test_add_func ("/secrets/value/missing-file", test_missing_file);
+  g_test_add_func ("/secrets/value/error-origin", test_error_origin);
 
   return g_test_run ();
 }
