@@ -104,6 +104,16 @@ print_banner (const MoatSession *session)
 {
   const MoatConfig *config = session->config;
   g_autofree char *qemu_args = moat_session_describe_qemu_args (session);
+  g_autofree char *policy = moat_policy_describe (session->policy);
+  g_autoptr (GString) secret_names = g_string_new (NULL);
+
+  for (guint i = 0; i < config->secrets->len; i++)
+    {
+      const MoatSecretSpec *spec = g_ptr_array_index (config->secrets, i);
+
+      g_string_append_printf (secret_names, "%s%s", i > 0 ? ", " : "",
+                              spec->name);
+    }
 
   if (config->socket_path != NULL)
     fprintf (stderr, "moat %s: waiting for QEMU on %s\n", MOAT_VERSION,
@@ -119,10 +129,13 @@ print_banner (const MoatSession *session)
     fprintf (stderr, "  audit log:      standard output\n");
   else
     fprintf (stderr, "  audit log:      %s\n", config->audit_path);
-  fprintf (stderr, "  policy:         %u allow and %u deny patterns%s\n",
-           config->allow ? g_strv_length (config->allow) : 0,
-           config->deny ? g_strv_length (config->deny) : 0,
-           config->allow == NULL ? " (everything is denied)" : "");
+  fprintf (stderr, "  policy:         %s\n", policy);
+  if (config->secrets->len == 0)
+    fprintf (stderr, "  secrets:        none\n");
+  else
+    fprintf (stderr, "  secrets:        %u (%s), placeholders in %s\n",
+             config->secrets->len, secret_names->str,
+             config->placeholders_out);
 }
 
 int
@@ -180,7 +193,7 @@ main (int argc, char **argv)
       "moat is the host end of a QEMU guest's -netdev stream NIC. It lets out\n"
       "only the HTTP and HTTPS requests that the policy allows and writes\n"
       "every DNS answer, connection, request and denial to an audit log.\n"
-      "Command-line options override the same keys in the configuration "
+      "Command-line options override the same keys in the configuration\n"
       "file. SIGHUP reloads the policy from the file.\n"
       "'moat check --config FILE METHOD URL' prints whether the policy\n"
       "allows a request, and which rule decides, without any network.");
