@@ -1123,8 +1123,11 @@ flow_handle_request (MoatFlow *flow)
     }
 
   flow->would_deny = !decision.allowed;
+  /* The same form as the reason of a denial in enforce mode. */
   if (flow->would_deny)
-    flow->would_deny_reason = g_strdup (decision.reason);
+    flow->would_deny_reason = g_strdup_printf ("rule \"%s\": %s",
+                                               decision.rule,
+                                               decision.reason);
   flow_debug (flow, "%s %s %s: %s",
               decision.allowed ? "allowed" : "would deny (report mode)",
               flow->request->method, flow->url, decision.reason);

@@ -1392,8 +1392,13 @@ def case_report_mode(session):
     expect_fetch(run, "denied", 200, body=HELLO_BODY)
     expect_upstream_request(session, "http", "denied.wild.test", "/hello")
     session.check_running()
-    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: "would-deny",
-                            "rule": "policy.deny", "host": "denied.wild.test", "status": 200})
+    would_deny = session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST,
+                                         AUDIT_DECISION: "would-deny", "rule": "policy.deny",
+                                         "host": "denied.wild.test", "status": 200})
+    # The reason has the form of an enforce-mode denial's.
+    reasons = [event.get("reason", "") for event in would_deny]
+    check(all(reason.startswith('rule "policy.deny": ') for reason in reasons),
+          f"a would-deny reason should start with the rule, got {reasons}")
     session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: AUDIT_ALLOW,
                             "rule": "policy.allow", "host": "other.wild.test"})
 
