@@ -552,7 +552,9 @@ flow_read (MoatFlow *flow)
             }
           if (status == MOAT_TLS_ERROR)
             {
+              /* A renegotiation attempt or a fatal alert from the guest. */
               flow_debug (flow, "TLS read failed: %s", error->message);
+              flow_audit_connection (flow, FALSE, "tls", error->message);
               flow->guest_eof = TRUE;
               return TRUE;
             }

@@ -4,7 +4,10 @@
 
 #include "tls.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "error.h"
 #include "moat-limits.h"
@@ -15,6 +18,11 @@
  */
 #define SERVER_PRIORITIES \
   "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS-ALL"
+
+/* A TLS record that carries one alert: a 5-byte record header and a 2-byte
+ * alert (RFC 8446 sections 5.1 and 6). */
+#define ALERT_RECORD_LEN 7
+#define RECORD_TYPE_ALERT 21
 
 /* moat speaks HTTP/1.1 to the guest, so ALPN offers only that. */
 static const char ALPN_HTTP_1_1[] = "http/1.1";
@@ -27,6 +35,10 @@ struct MoatTlsServer {
   MoatLeaf *leaf; /* credentials in use, a reference of our own */
   GError *callback_error; /* why choose_certificate() failed */
   gboolean handshake_done;
+  int fd;
+  /* The last bytes received, to recognise an alert sent in plaintext. */
+  guint8 received_tail[ALERT_RECORD_LEN];
+  gsize received_tail_len;
 };
 
 void
@@ -43,6 +55,63 @@ moat_tls_server_free (MoatTlsServer *server)
   g_free (server->sni);
   g_free (server->fallback_name);
   g_free (server);
+}
+
+/* Receives from the guest and keeps the last ALERT_RECORD_LEN bytes. */
+static ssize_t
+tls_pull (gnutls_transport_ptr_t transport, void *buffer, size_t size)
+{
+  MoatTlsServer *server = transport;
+  ssize_t n = recv (server->fd, buffer, size, 0);
+  gsize keep;
+
+  if (n <= 0)
+    return n;
+  keep = MIN ((gsize) n, (gsize) ALERT_RECORD_LEN);
+  if (server->received_tail_len + keep > ALERT_RECORD_LEN)
+    {
+      gsize drop = server->received_tail_len + keep - ALERT_RECORD_LEN;
+
+      memmove (server->received_tail, server->received_tail + drop,
+               server->received_tail_len - drop);
+      server->received_tail_len -= drop;
+    }
+  memcpy (server->received_tail + server->received_tail_len,
+          (const guint8 *) buffer + n - keep, keep);
+  server->received_tail_len += keep;
+  return n;
+}
+
+static int
+tls_pull_timeout (gnutls_transport_ptr_t transport, unsigned int ms)
+{
+  MoatTlsServer *server = transport;
+  struct pollfd pollfd = { .fd = server->fd, .events = POLLIN };
+  int timeout = ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int) MIN (ms, G_MAXINT);
+
+  return poll (&pollfd, 1, timeout);
+}
+
+/*
+ * Finds a plaintext alert record at the end of what the client sent.
+ * OpenSSL 3.0 clients that reject the certificate in a TLS 1.3 handshake
+ * send their alert unencrypted, because they switch to the handshake keys
+ * for writing only after checking the server's Finished; GnuTLS then fails
+ * to decrypt it and reports GNUTLS_E_DECRYPTION_FAILED.
+ */
+static gboolean
+find_plaintext_alert (const MoatTlsServer *server,
+                      gnutls_alert_description_t *alert)
+{
+  const guint8 *record = server->received_tail;
+
+  if (server->received_tail_len != ALERT_RECORD_LEN
+      || record[0] != RECORD_TYPE_ALERT || record[1] != 3 || record[3] != 0
+      || record[4] != 2 || (record[5] != GNUTLS_AL_WARNING
+                            && record[5] != GNUTLS_AL_FATAL))
+    return FALSE;
+  *alert = (gnutls_alert_description_t) record[6];
+  return TRUE;
 }
 
 /*
@@ -191,7 +260,12 @@ moat_tls_server_new (MoatCa *ca, int fd, const char *fallback_name,
   gnutls_session_set_ptr (server->session, server);
   gnutls_handshake_set_post_client_hello_function (server->session,
                                                    choose_certificate);
-  gnutls_transport_set_int (server->session, fd);
+  /* Reads go through tls_pull(), writes through GnuTLS's own send(). */
+  server->fd = fd;
+  gnutls_transport_set_ptr2 (server->session, server, GINT_TO_POINTER (fd));
+  gnutls_transport_set_pull_function (server->session, tls_pull);
+  gnutls_transport_set_pull_timeout_function (server->session,
+                                              tls_pull_timeout);
 
   return g_steal_pointer (&server);
 }
@@ -246,9 +320,20 @@ set_handshake_error (MoatTlsServer *server, int ret, GError **error)
       return;
     }
 
+  gnutls_alert_description_t alert;
+  gboolean have_alert = FALSE;
+
   if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED)
     {
-      gnutls_alert_description_t alert = gnutls_alert_get (server->session);
+      alert = gnutls_alert_get (server->session);
+      have_alert = TRUE;
+    }
+  else if (ret == GNUTLS_E_DECRYPTION_FAILED
+           || ret == GNUTLS_E_UNEXPECTED_PACKET)
+    have_alert = find_plaintext_alert (server, &alert);
+
+  if (have_alert)
+    {
       g_autofree char *name = alert_name (alert);
       if (is_certificate_rejection (alert))
         g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
@@ -411,6 +496,10 @@ moat_tls_server_read (MoatTlsServer *server, guint8 *buffer, gsize size,
     }
   if (ret == GNUTLS_E_REHANDSHAKE)
     {
+      /* RFC 5246 section 7.2.2: no_renegotiation tells the client why.
+       * Best effort, because the connection closes next either way. */
+      gnutls_alert_send (server->session, GNUTLS_AL_WARNING,
+                         GNUTLS_A_NO_RENEGOTIATION);
       g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_TLS,
                            "The client requested TLS renegotiation, which "
                            "moat does not support");
