@@ -44,6 +44,23 @@
 #define FORWARD_SOCKET_NAME "fwd"
 
 /*
+ * Largest MTU handed to libslirp, in bytes: an MSS of 16384 plus 40 bytes
+ * of IPv4 and TCP headers. libslirp 4.7 negotiates no window scaling, so
+ * its window is at most 65535 bytes. After it writes buffered guest data
+ * to moat's socket, tcp_output() sends a window update only when the
+ * window grew by two segments (adv >= 2 * t_maxseg), because its other
+ * test (2 * adv >= receive buffer) cannot pass with a 128 KiB buffer.
+ * With segments near 32 KiB (libslirp's cap at MTU 65520), a guest that
+ * held back a last partial segment got no update. It waited for its
+ * persist timer, about 200 ms, so uploads fell to about 2 MB/s whenever
+ * moat's socket filled. With 16384-byte segments, a window too small for
+ * one segment grows by more than 49151 bytes when the buffer drains, and
+ * the update goes out. The guest keeps the configured MTU: libslirp uses
+ * the MRU only to pick its MSS.
+ */
+#define STACK_SLIRP_MTU_MAX (16384 + 40)
+
+/*
  * GLib signals its wakeup eventfd whenever a poll record is added or
  * removed, which makes the next poll() return at once. Re-registering
  * libslirp's descriptors on every prepare therefore kept the loop
@@ -412,8 +429,8 @@ moat_stack_new (const MoatStackConfig *config, MoatStackOutputFunc output,
     .in6_enabled = false,
     .vdhcp_start = config->guest,
     .vnameserver = config->dns,
-    .if_mtu = config->mtu,
-    .if_mru = config->mtu,
+    .if_mtu = MIN (config->mtu, STACK_SLIRP_MTU_MAX),
+    .if_mru = MIN (config->mtu, STACK_SLIRP_MTU_MAX),
     .disable_host_loopback = true,
     /* The emulation helpers (FTP, IRC and others) and TFTP are where most
      * of libslirp's CVEs were found. */
