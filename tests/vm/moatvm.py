@@ -1280,6 +1280,82 @@ def case_reconnect(session):
 VM_SECRET_VALUE = "real-secret-value-0f1e2d3c4b5a"
 
 
+def _kill_qemu_on(socket_path):
+    """SIGKILL the QEMU whose netdev uses socket_path; return how many were killed."""
+    killed = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                argv = cmdline.read().split(b"\0")
+        except OSError:
+            continue
+        if (argv and argv[0].endswith(b"qemu-system-x86_64")
+                and any(socket_path.encode() in arg for arg in argv)):
+            os.kill(int(entry), signal.SIGKILL)
+            killed += 1
+    return killed
+
+
+def _rss_bytes(pid):
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise CaseFailure(f"/proc/{pid}/status has no VmRSS line")
+
+
+# Resident memory moat may gain across a QEMU disconnect and reconnect: an
+# estimate with room for the buffers of the interrupted transfer.
+DISCONNECT_RSS_GROWTH_MAX = 64 * MIB
+
+
+@case("qemu-disconnect", timeout=300)
+def case_qemu_disconnect(session):
+    # A download far longer than the case, so that QEMU dies inside it.
+    url = f"http://allowed.test/bytes?n={DOWNLOAD_BYTES}&seed=disconnect"
+    script = f"curl -sS --max-time 250 -o /dev/null '{url}'\n"
+    rss_before = None
+    killed = []
+
+    def kill_during_transfer():
+        deadline = time.monotonic() + 200
+        while time.monotonic() < deadline:
+            if any(r["path"].startswith("/bytes") for r in session.upstreams.requests()):
+                # Let the body flow for a moment, then pull the plug.
+                time.sleep(2)
+                killed.append(_kill_qemu_on(session.socket_path))
+                return
+            time.sleep(0.2)
+
+    rss_before = _rss_bytes(session.process.pid)
+    killer = threading.Thread(target=kill_during_transfer, daemon=True)
+    killer.start()
+    first = session.boot(script, timeout=250)
+    killer.join(timeout=5)
+    check(killed == [1], f"the harness did not kill QEMU during the download (killed {killed}); "
+          f"serial output:\n{first.serial[-2000:]}")
+    check(first.qemu_status != 0, "QEMU exited normally although it was killed")
+    time.sleep(1)
+    session.check_running()
+    print("  moat still runs after QEMU was killed inside a download")
+
+    second = session.boot("fetch second --cacert /ca.pem https://allowed.test/hello\n")
+    second.check_booted(session.mtu or DEFAULT_MTU)
+    expect_fetch(second, "second", 200, body=HELLO_BODY)
+    session.check_running()
+    growth = _rss_bytes(session.process.pid) - rss_before
+    check(growth < DISCONNECT_RSS_GROWTH_MAX,
+          f"moat's VmRSS grew by {growth // 1024} KiB across the disconnect, more than "
+          f"{DISCONNECT_RSS_GROWTH_MAX // 1024} KiB")
+    # MoatSession.audit() fails on a line that is not JSON.
+    session.audit()
+    session.expect_audit(count=2, event="qemu", state="disconnected")
+    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: AUDIT_ALLOW,
+                            "url": "https://allowed.test/hello", "status": 200})
+
+
 def case_config(allow, deny, extra="", policy_lines=(), env=None):
     """Give a case its own policy: MoatSession arguments for run_case()."""
     def decorate(function):
