@@ -41,8 +41,11 @@
 #include <glib-unix.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "sockets.h"
@@ -122,7 +125,9 @@ typedef struct {
  *   CURLOPT_CAINFO_BLOB, or %NULL
  * @ca_file: configured CA file for CURLOPT_CAINFO when libcurl's TLS
  *   backend has no CURLOPT_CAINFO_BLOB, or %NULL
- * @ca_path: system CA folder loaded next to @ca_file
+ * @ca_path: system CA folder loaded next to @ca_file, or %NULL when
+ *   @ca_file already contains the system bundle
+ * @ca_bundle_fd: memfd behind @ca_file when it is a combined bundle, or -1
  * @connect_to: CURLOPT_CONNECT_TO list, or %NULL
  * @connect_to_entries: (element-type ConnectToEntry) parsed @connect_to
  * @stall_timeout_s: seconds without progress before a transfer fails
@@ -138,6 +143,7 @@ struct MoatFetch {
   GBytes *ca_blob;
   char *ca_file;
   char *ca_path;
+  int ca_bundle_fd;
   struct curl_slist *connect_to;
   GArray *connect_to_entries;
   guint stall_timeout_s;
@@ -425,6 +431,60 @@ load_connect_to (MoatFetch *fetch, char **entries, GError **error)
   return TRUE;
 }
 
+static gboolean
+backend_has_cainfo_blob (void)
+{
+  CURL *probe = curl_easy_init ();
+  struct curl_blob empty_blob = { (void *) "", 0, CURL_BLOB_COPY };
+  CURLcode result;
+
+  if (probe == NULL)
+    g_error ("out of memory creating a libcurl handle");
+  result = curl_easy_setopt (probe, CURLOPT_CAINFO_BLOB, &empty_blob);
+  curl_easy_cleanup (probe);
+  return result == CURLE_OK;
+}
+
+/*
+ * Without a configured CA file, libcurl 7.88 with GnuTLS loads its default
+ * CA folder (CURLOPT_CAPATH, /etc/ssl/certs on Debian) for every upstream
+ * connection, which parses each certificate three times: see
+ * write_trust_bundle(). The system bundle alone, made from the same
+ * certificates by update-ca-certificates, parses each once.
+ */
+static void
+load_system_trust (MoatFetch *fetch)
+{
+  const curl_version_info_data *version = curl_version_info (CURLVERSION_NOW);
+  const char *system_path = version->cainfo != NULL ? version->cainfo
+                                                    : FETCH_SYSTEM_CA_BUNDLE;
+
+  if (version->capath == NULL || backend_has_cainfo_blob ()
+      || !g_file_test (system_path, G_FILE_TEST_IS_REGULAR))
+    return;
+  fetch->ca_file = g_strdup (system_path);
+}
+
+/* Writes @length bytes of @data to @fd, retrying short writes. */
+static gboolean
+write_all (int fd, const void *data, gsize length)
+{
+  const char *cursor = data;
+
+  while (length > 0)
+    {
+      ssize_t written = write (fd, cursor, length);
+
+      if (written < 0 && errno == EINTR)
+        continue;
+      if (written <= 0)
+        return FALSE;
+      cursor += written;
+      length -= written;
+    }
+  return TRUE;
+}
+
 /*
  * Read the configured CA file and check that it contains at least one PEM
  * certificate, so that a wrong path fails at startup rather than at the
@@ -470,33 +530,81 @@ read_ca_file (const char *path, GError **error)
 }
 
 /*
+ * Writes the system bundle at @system_path and @extra into a memfd, and
+ * points @fetch->ca_file at it. libcurl 7.88 with GnuTLS parses its CA
+ * files anew for every upstream connection, and loading the system folder
+ * through CURLOPT_CAPATH parses each certificate there three times: from
+ * its own file, from its hash link and from ca-certificates.crt. One
+ * combined file parses each once, so a new HTTPS connection costs less.
+ * Returns FALSE, after a warning, when the bundle cannot be built.
+ */
+static gboolean
+write_trust_bundle (MoatFetch *fetch, const char *system_path, GBytes *extra)
+{
+  g_autoptr (GError) local_error = NULL;
+  g_autofree char *system_bundle = NULL;
+  g_autofree char *bundle_path = NULL;
+  gsize system_length = 0;
+  int fd;
+
+  if (!g_file_get_contents (system_path, &system_bundle, &system_length,
+                            &local_error))
+    {
+      g_warning ("cannot read the system CA bundle %s, loading the CA "
+                 "folder for each upstream connection instead: %s",
+                 system_path, local_error->message);
+      return FALSE;
+    }
+
+  fd = memfd_create ("moat-ca-bundle", MFD_CLOEXEC);
+  if (fd < 0)
+    {
+      g_warning ("cannot create a file for the combined CA bundle, loading "
+                 "the CA folder for each upstream connection instead: %s",
+                 g_strerror (errno));
+      return FALSE;
+    }
+  /* GnuTLS opens the bundle by name, and /proc/self/fd/N opens the memfd
+   * anew at offset 0. */
+  bundle_path = g_strdup_printf ("/proc/self/fd/%d", fd);
+  if (!write_all (fd, system_bundle, system_length)
+      || !write_all (fd, "\n", 1)
+      || !write_all (fd, g_bytes_get_data (extra, NULL),
+                     g_bytes_get_size (extra))
+      || access (bundle_path, R_OK) < 0)
+    {
+      g_warning ("cannot write the combined CA bundle to %s, loading the "
+                 "CA folder for each upstream connection instead: %s",
+                 bundle_path, g_strerror (errno));
+      close (fd);
+      return FALSE;
+    }
+
+  fetch->ca_bundle_fd = fd;
+  fetch->ca_file = g_steal_pointer (&bundle_path);
+  return TRUE;
+}
+
+/*
  * Set up trust in the system store plus @path. CURLOPT_CAINFO replaces
  * libcurl's default bundle, so where the TLS backend supports
  * CURLOPT_CAINFO_BLOB we pass the system bundle and @path concatenated.
  * libcurl 7.88 with GnuTLS (Debian 12's libcurl3-gnutls) lacks
- * CURLOPT_CAINFO_BLOB but loads both CURLOPT_CAINFO and CURLOPT_CAPATH,
- * so there @path goes to CAINFO and the system folder to CAPATH.
+ * CURLOPT_CAINFO_BLOB, so there the same concatenation goes to a memfd
+ * named by CURLOPT_CAINFO. Should that fail, @path goes to CAINFO and the
+ * system folder to CURLOPT_CAPATH.
  */
 static gboolean
 load_trust (MoatFetch *fetch, const char *path, GError **error)
 {
   const curl_version_info_data *version = curl_version_info (CURLVERSION_NOW);
   g_autoptr (GBytes) extra = NULL;
-  CURL *probe;
-  struct curl_blob empty_blob = { (void *) "", 0, CURL_BLOB_COPY };
-  CURLcode blob_result;
 
   extra = read_ca_file (path, error);
   if (extra == NULL)
     return FALSE;
 
-  probe = curl_easy_init ();
-  if (probe == NULL)
-    g_error ("out of memory creating a libcurl handle");
-  blob_result = curl_easy_setopt (probe, CURLOPT_CAINFO_BLOB, &empty_blob);
-  curl_easy_cleanup (probe);
-
-  if (blob_result == CURLE_OK)
+  if (backend_has_cainfo_blob ())
     {
       /* NOTE: Debian 12's GnuTLS build of libcurl never takes this path,
        * so the unit tests do not run it. */
@@ -524,6 +632,11 @@ load_trust (MoatFetch *fetch, const char *path, GError **error)
       return TRUE;
     }
 
+  if (write_trust_bundle (fetch, version->cainfo != NULL
+                                     ? version->cainfo
+                                     : FETCH_SYSTEM_CA_BUNDLE,
+                          extra))
+    return TRUE;
   fetch->ca_file = g_strdup (path);
   fetch->ca_path = g_strdup (version->capath != NULL ? version->capath
                                                      : FETCH_SYSTEM_CA_PATH);
@@ -697,6 +810,7 @@ moat_fetch_new (const MoatConfig *config, GError **error)
     }
 
   fetch = g_new0 (MoatFetch, 1);
+  fetch->ca_bundle_fd = -1;
   fetch->context = g_main_context_ref_thread_default ();
   fetch->sockets = g_hash_table_new_full (g_direct_hash, g_direct_equal,
                                           NULL, fetch_socket_free);
@@ -723,9 +837,15 @@ moat_fetch_new (const MoatConfig *config, GError **error)
   if (!load_connect_to (fetch, config->connect_to, error))
     return NULL;
 
-  if (config->upstream_ca_file != NULL
-      && !load_trust (fetch, config->upstream_ca_file, error))
-    return NULL;
+  if (config->upstream_ca_file != NULL)
+    {
+      if (!load_trust (fetch, config->upstream_ca_file, error))
+        return NULL;
+    }
+  else
+    {
+      load_system_trust (fetch);
+    }
 
   return g_steal_pointer (&fetch);
 }
@@ -784,6 +904,8 @@ moat_fetch_free (MoatFetch *fetch)
   g_clear_pointer (&fetch->ca_blob, g_bytes_unref);
   g_free (fetch->ca_file);
   g_free (fetch->ca_path);
+  if (fetch->ca_bundle_fd >= 0)
+    close (fetch->ca_bundle_fd);
   g_main_context_unref (fetch->context);
   g_free (fetch);
   curl_global_cleanup ();
