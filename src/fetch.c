@@ -998,10 +998,49 @@ error_from_curl (const MoatFetchRequest *request, CURLcode code)
  * Finish @request: report it through on_done and free it. Runs from the
  * main loop, outside libcurl callbacks.
  */
+/*
+ * Whether the response body ends where the connection ends: an HTTP/1.x
+ * response with neither Content-Length nor Transfer-Encoding (RFC 9112
+ * section 6.3, rule 8).
+ */
+static gboolean
+response_is_close_delimited (MoatFetchRequest *request)
+{
+  long version = 0;
+  guint i;
+
+  curl_easy_getinfo (request->easy, CURLINFO_HTTP_VERSION, &version);
+  if (version != CURL_HTTP_VERSION_1_0 && version != CURL_HTTP_VERSION_1_1)
+    return FALSE;
+  for (i = 0; i < request->response_headers->len; i++)
+    {
+      MoatHttpHeader *header = request->response_headers->pdata[i];
+
+      if (g_ascii_strcasecmp (header->name, "Content-Length") == 0
+          || g_ascii_strcasecmp (header->name, "Transfer-Encoding") == 0)
+        return FALSE;
+    }
+  return TRUE;
+}
+
 static void
 complete_request (MoatFetchRequest *request, CURLcode result)
 {
   g_autoptr (GError) error = NULL;
+
+  /* Many HTTPS servers end a close-delimited body by closing TCP without
+   * a TLS close_notify. libcurl with GnuTLS reports that as a receive
+   * error (GNUTLS_E_PREMATURE_TERMINATION) although the body is complete
+   * by the framing the server chose; browsers and OpenSSL-based clients
+   * accept it, so moat does too. */
+  if (result == CURLE_RECV_ERROR && request->response_reported
+      && request->failure == NULL && response_is_close_delimited (request)
+      && strstr (request->error_buffer, "non-properly terminated") != NULL)
+    {
+      g_debug ("upstream %s ended a close-delimited body without TLS "
+               "close_notify; treating the body as complete", request->url);
+      result = CURLE_OK;
+    }
 
   if (result != CURLE_OK)
     error = error_from_curl (request, result);

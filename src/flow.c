@@ -163,6 +163,7 @@ struct MoatFlow {
   gboolean upload_waiting;
   gboolean download_paused;
   gboolean response_started;
+  gboolean request_audited;
   ResponseFraming framing;
   gboolean close_after_response;
   guint status;
@@ -252,6 +253,7 @@ flow_audit_request (MoatFlow *flow, gboolean allowed, const char *reason)
                             (gint64) flow->bytes_received);
   moat_audit_event_add_int (event, "duration_ms", duration_ms);
   moat_audit_emit (flow->session->audit, event);
+  flow->request_audited = TRUE;
 }
 
 /* Teardown */
@@ -292,6 +294,16 @@ moat_flow_free (MoatFlow *flow)
 {
   if (flow == NULL)
     return;
+  /* A request still running when its connection goes (the guest gave
+   * up, QEMU disconnected, moat is stopping) is audited with what it
+   * moved so far, so that the log has one line for every request. */
+  if (flow->request != NULL && !flow->request_audited)
+    flow_audit_request (flow, TRUE,
+                        flow->response_started
+                          ? "connection closed before the response was "
+                            "complete"
+                          : "connection closed before the upstream "
+                            "answered");
   if (flow->fetch != NULL)
     moat_fetch_request_cancel (flow->fetch);
   moat_fd_watch_free (flow->watch);
@@ -674,6 +686,7 @@ flow_finish_request (MoatFlow *flow)
   flow->upload_waiting = FALSE;
   flow->download_paused = FALSE;
   flow->response_started = FALSE;
+  flow->request_audited = FALSE;
   flow->close_after_response = FALSE;
   flow->status = 0;
   flow->bytes_sent = 0;

@@ -67,6 +67,13 @@ session_on_transport_state (gboolean connected, gpointer user_data)
   moat_audit_emit (session->audit, event);
   if (connected)
     return;
+
+  /* The guest's TCP connections ended with its NIC: a QEMU that connects
+   * again runs a guest that has none of them. Closing the flows now
+   * cancels their upstream transfers and audits the requests that were
+   * still running. */
+  g_hash_table_remove_all (session->flows);
+
   if (moat_transport_can_reconnect (session->transport)
       && !session->config->one_off)
     {

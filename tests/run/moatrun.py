@@ -234,6 +234,18 @@ def case_curl_https_allowed(session):
     session.expect_audit(event="request", decision="allow", host="other.wild.test")
 
 
+@case("close-delimited-https")
+def case_close_delimited_https(session):
+    """A body that ends when the upstream closes TLS without close_notify."""
+    require_program("curl")
+    result = session.run(["curl", "-sS", "--max-time", "20",
+                          "https://allowed.test/close-delimited"])
+    result.expect_status(0)
+    check(result.text() == HELLO, f"expected the whole body, got {result.text()!r}")
+    session.expect_audit(event="request", decision="allow", status=200,
+                         url="https://allowed.test/close-delimited")
+
+
 @case("curl-denied")
 def case_curl_denied(session):
     require_program("curl")

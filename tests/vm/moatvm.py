@@ -269,6 +269,17 @@ class UpstreamHandler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(HELLO_BODY)
+        elif url.path == "/close-delimited":
+            # A body without Content-Length or chunked coding ends when the
+            # server closes the connection; over TLS, Python's ssl module
+            # closes without a close_notify alert, as many servers do.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.close_connection = True
+            if self.command != "HEAD":
+                self.wfile.write(HELLO_BODY)
         else:
             self._send_body(404, f"no endpoint {url.path}\n".encode())
 
@@ -1352,6 +1363,10 @@ def case_qemu_disconnect(session):
     # MoatSession.audit() fails on a line that is not JSON.
     session.audit()
     session.expect_audit(count=2, event="qemu", state="disconnected")
+    # The download cut off by the disconnect still has its request line.
+    session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: AUDIT_ALLOW,
+                            "url": url, "status": 200,
+                            "reason": "connection closed before the response was complete"})
     session.expect_audit(**{AUDIT_EVENT_KEY: AUDIT_REQUEST, AUDIT_DECISION: AUDIT_ALLOW,
                             "url": "https://allowed.test/hello", "status": 200})
 
