@@ -52,7 +52,7 @@ if [ $# -eq 0 ] && [ "${MOAT_SANITIZE:-1}" = 1 ]; then
 	# meson test sets ASAN_OPTIONS and UBSAN_OPTIONS so that the first
 	# error aborts the test; LeakSanitizer runs at exit.
 	# shellcheck disable=SC2086
-	$netns sh -c 'ip link set lo up && exec meson test -C "$1" --print-errorlogs --no-suite vm' \
+	$netns sh -c 'ip link set lo up && exec meson test -C "$1" --print-errorlogs --no-suite vm --no-suite valgrind' \
 		sh "$sanitize" || status=$?
 	logs="$logs $sanitize/meson-logs/testlog.json"
 fi

@@ -21,6 +21,7 @@ import hashlib
 import http.server
 import json
 import os
+import shlex
 import shutil
 import signal
 import ssl
@@ -160,7 +161,10 @@ class RunSession:
         """Run command under moat run; return its RunResult."""
         with open(self.config_path, "w", encoding="utf-8") as config:
             config.write(self.config_text())
-        argv = [self.moat, "run", "--config", self.config_path, *extra_args, "--", *command]
+        # MOAT_TEST_WRAPPER runs moat under a tool such as valgrind.
+        wrapper = shlex.split(os.environ.get("MOAT_TEST_WRAPPER", ""))
+        argv = [*wrapper, self.moat, "run", "--config", self.config_path, *extra_args, "--",
+                *command]
         try:
             completed = subprocess.run(argv, input=stdin, capture_output=True,
                                        timeout=timeout, env=env)
