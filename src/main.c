@@ -58,6 +58,92 @@ on_reload_signal (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Subcommands and their usage lines; each must be the first argument. */
+static const struct {
+  const char *name;
+  const char *usage;
+} subcommands[] = {
+  { "run", "moat run [OPTION...] -- COMMAND [ARGS...]" },
+  { "check", "moat check --config FILE METHOD URL" },
+};
+
+/* Longest argument compared with the subcommand names; longer ones are
+ * no typo of "run" or "check". */
+#define SUGGEST_LENGTH_MAX 16
+
+/* Returns the optimal string alignment distance between @a and @b: the
+ * edits (insert, delete, replace, swap of neighbours) that turn one into
+ * the other. Both must be at most SUGGEST_LENGTH_MAX bytes long. */
+static guint
+edit_distance (const char *a, const char *b)
+{
+  gsize a_length = strlen (a);
+  gsize b_length = strlen (b);
+  guint d[SUGGEST_LENGTH_MAX + 1][SUGGEST_LENGTH_MAX + 1];
+
+  g_assert (a_length <= SUGGEST_LENGTH_MAX && b_length <= SUGGEST_LENGTH_MAX);
+  for (gsize i = 0; i <= a_length; i++)
+    d[i][0] = i;
+  for (gsize j = 0; j <= b_length; j++)
+    d[0][j] = j;
+  for (gsize i = 1; i <= a_length; i++)
+    for (gsize j = 1; j <= b_length; j++)
+      {
+        guint cost = a[i - 1] == b[j - 1] ? 0 : 1;
+        guint best = MIN (d[i - 1][j] + 1, d[i][j - 1] + 1);
+
+        best = MIN (best, d[i - 1][j - 1] + cost);
+        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+          best = MIN (best, d[i - 2][j - 2] + 1);
+        d[i][j] = best;
+      }
+  return d[a_length][b_length];
+}
+
+/* Explains an argument left over after the options: a subcommand after an
+ * option, a misspelt subcommand, or a value without its option. */
+static void
+report_unexpected_argument (const char *argument)
+{
+  const char *closest = NULL;
+  const char *closest_usage = NULL;
+  guint closest_distance = G_MAXUINT;
+
+  for (gsize i = 0; i < G_N_ELEMENTS (subcommands); i++)
+    if (strcmp (argument, subcommands[i].name) == 0)
+      {
+        fprintf (stderr, "moat: the subcommand \"%s\" must come first, "
+                 "before any option: %s\n", argument, subcommands[i].usage);
+        return;
+      }
+
+  if (strlen (argument) <= SUGGEST_LENGTH_MAX)
+    for (gsize i = 0; i < G_N_ELEMENTS (subcommands); i++)
+      {
+        guint distance = edit_distance (argument, subcommands[i].name);
+
+        if (distance < closest_distance)
+          {
+            closest_distance = distance;
+            closest = subcommands[i].name;
+            closest_usage = subcommands[i].usage;
+          }
+      }
+  /* Up to two edits, but fewer than the name has letters: "ab" is no
+   * typo of "run". */
+  if (closest != NULL && closest_distance <= 2
+      && closest_distance < strlen (closest))
+    {
+      fprintf (stderr, "moat: unknown subcommand \"%s\"; did you mean "
+               "\"%s\"? Subcommands come first: %s\n", argument, closest,
+               closest_usage);
+      return;
+    }
+  fprintf (stderr, "moat: unexpected argument \"%s\"; all settings are "
+           "options, and the subcommands \"run\" and \"check\" come first. "
+           "Run 'moat --help' for the list.\n", argument);
+}
+
 static void
 print_version (void)
 {
@@ -223,8 +309,7 @@ main (int argc, char **argv)
     }
   if (argc > 1)
     {
-      fprintf (stderr, "moat: unexpected argument \"%s\"; all settings are "
-               "options. Run 'moat --help' for the list.\n", argv[1]);
+      report_unexpected_argument (argv[1]);
       return EXIT_USAGE;
     }
   if (options.mtu != 0 && (options.mtu < MOAT_MTU_MIN
@@ -234,8 +319,7 @@ main (int argc, char **argv)
                options.mtu, MOAT_MTU_MIN, MOAT_MTU_MAX);
       return EXIT_USAGE;
     }
-  if (options.verbose)
-    g_setenv ("G_MESSAGES_DEBUG", "all", TRUE);
+  moat_log_init (options.verbose, FALSE);
 
   config = moat_config_new ();
   if (options.config_path != NULL

@@ -26,6 +26,71 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* Settings of moat_log_writer(), set once by moat_log_init(). */
+static gboolean log_verbose;
+static gboolean log_hide_messages;
+
+/* Whether a log line comes from moat ("moat" or "moat-MODULE"), not from
+ * GLib, GIO or another library. */
+static gboolean
+log_domain_is_moat (const GLogField *fields, gsize n_fields)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    {
+      const char *domain = fields[i].value;
+      gsize length;
+
+      if (strcmp (fields[i].key, "GLIB_DOMAIN") != 0 || domain == NULL)
+        continue;
+      length = fields[i].length < 0 ? strlen (domain)
+                                    : (gsize) fields[i].length;
+      return (length == 4 && memcmp (domain, "moat", 4) == 0)
+             || (length > 5 && memcmp (domain, "moat-", 5) == 0);
+    }
+  return FALSE;
+}
+
+static GLogWriterOutput
+moat_log_writer (GLogLevelFlags log_level, const GLogField *fields,
+                 gsize n_fields, gpointer user_data G_GNUC_UNUSED)
+{
+  gboolean chatty = (log_level & (G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG)) != 0;
+
+  if (log_hide_messages && !log_verbose
+      && (chatty || (log_level & G_LOG_LEVEL_MESSAGE)))
+    return G_LOG_WRITER_HANDLED;
+  /* --verbose enables debug output for every domain, so this drops the
+   * lines of GLib and GIO. Without --verbose, G_MESSAGES_DEBUG selects
+   * domains as usual. */
+  if (log_verbose && chatty && !log_domain_is_moat (fields, n_fields))
+    return G_LOG_WRITER_HANDLED;
+  return g_log_writer_default (log_level, fields, n_fields, NULL);
+}
+
+/**
+ * moat_log_init:
+ * @verbose: show the debug and info lines of moat's own log domains, and
+ *   no others
+ * @hide_messages: hide messages, and info and debug lines unless
+ *   @verbose; moat run uses it because they would mix with COMMAND's
+ *   output
+ *
+ * Sends every log line to standard error, because standard output may
+ * carry the audit log or COMMAND's output. Warnings and errors always
+ * show. Call it once, before the first log line.
+ */
+void
+moat_log_init (gboolean verbose, gboolean hide_messages)
+{
+  log_verbose = verbose;
+  log_hide_messages = hide_messages;
+  g_log_writer_default_set_use_stderr (TRUE);
+  g_log_set_writer_func (moat_log_writer, NULL, NULL);
+  if (verbose)
+    g_log_set_debug_enabled (TRUE);
+}
 
 #ifdef __linux__
 
@@ -38,7 +103,6 @@
 #include <net/route.h>
 #include <sched.h>
 #include <signal.h>
-#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -52,6 +116,7 @@
 #include "error.h"
 #include "moat-limits.h"
 #include "session.h"
+#include "transport.h"
 
 /* Name of the TAP device inside the namespace. */
 #define TAP_NAME "tap0"
@@ -158,26 +223,47 @@ read_sysctl (const char *path)
   return strtol (text, NULL, 10);
 }
 
-/* Explains which kernel setting keeps an unprivileged user from creating
- * or using a user namespace. */
+/* Explains which kernel setting keeps this user from creating or using a
+ * user namespace, given the errno of the failed call. */
 static const char *
-userns_hint (void)
+userns_hint (int error_number)
 {
-  if (read_sysctl ("/proc/sys/kernel/unprivileged_userns_clone") == 0)
+  gboolean root = geteuid () == 0;
+
+  /* ENOSPC: the count of user namespaces reached user.max_user_namespaces
+   * of this or an ancestor namespace (user_namespaces(7)). It applies to
+   * root too. */
+  if (error_number == ENOSPC
+      || read_sysctl ("/proc/sys/user/max_user_namespaces") == 0)
+    return root
+      ? "user.max_user_namespaces is 0 or all the user namespaces it allows "
+        "exist: raise it with 'sysctl user.max_user_namespaces=10000'"
+      : "user.max_user_namespaces is 0 or all the user namespaces it allows "
+        "exist: raise it with 'sysctl user.max_user_namespaces=10000', or "
+        "run moat as root";
+  /* EUSERS: user namespaces nest at most 32 deep. */
+  if (error_number == EUSERS)
+    return "moat already runs 32 user namespaces deep, the kernel's limit: "
+           "start it from a less nested namespace";
+  if (!root && read_sysctl ("/proc/sys/kernel/unprivileged_userns_clone")
+               == 0)
     return "unprivileged user namespaces are disabled: enable them with "
            "'sysctl kernel.unprivileged_userns_clone=1', or run moat as root";
-  if (read_sysctl ("/proc/sys/user/max_user_namespaces") == 0)
-    return "user.max_user_namespaces is 0: raise it with "
-           "'sysctl user.max_user_namespaces=10000', or run moat as root";
-  if (read_sysctl ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
-      == 1)
+  if (!root
+      && read_sysctl ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+         == 1)
     return "AppArmor restricts unprivileged user namespaces: allow them "
            "with 'sysctl kernel.apparmor_restrict_unprivileged_userns=0' or "
            "an AppArmor profile for moat that grants 'userns,', or run moat "
            "as root";
-  return "the kernel or a security module does not let this user create "
-         "user namespaces (seccomp in a container does the same): enable "
-         "unprivileged user namespaces, or run moat as root";
+  return root
+    ? "the kernel or a security module forbids it (seccomp in a container "
+      "does): check user.max_user_namespaces, and the container's seccomp "
+      "profile"
+    : "the kernel or a security module forbids it (seccomp in a container "
+      "does): check user.max_user_namespaces, "
+      "kernel.unprivileged_userns_clone and "
+      "kernel.apparmor_restrict_unprivileged_userns, or run moat as root";
 }
 
 static void
@@ -200,17 +286,17 @@ child_map_own_ids (uid_t uid, gid_t gid)
   error = write_text_file ("/proc/self/setgroups", "deny");
   if (error != 0 && error != ENOENT)
     child_fail ("cannot write /proc/self/setgroups: %s; %s",
-                g_strerror (error), userns_hint ());
+                g_strerror (error), userns_hint (error));
   g_snprintf (map, sizeof map, "%u %u 1", (unsigned) uid, (unsigned) uid);
   error = write_text_file ("/proc/self/uid_map", map);
   if (error != 0)
     child_fail ("cannot write /proc/self/uid_map: %s; %s",
-                g_strerror (error), userns_hint ());
+                g_strerror (error), userns_hint (error));
   g_snprintf (map, sizeof map, "%u %u 1", (unsigned) gid, (unsigned) gid);
   error = write_text_file ("/proc/self/gid_map", map);
   if (error != 0)
     child_fail ("cannot write /proc/self/gid_map: %s; %s",
-                g_strerror (error), userns_hint ());
+                g_strerror (error), userns_hint (error));
 }
 
 /*
@@ -231,8 +317,12 @@ child_enter_namespaces (int socket_fd)
   if (geteuid () != 0)
     {
       if (unshare (flags | CLONE_NEWUSER) < 0)
-        child_fail ("cannot create a user namespace: %s; %s",
-                    g_strerror (errno), userns_hint ());
+        {
+          int saved_errno = errno;
+
+          child_fail ("cannot create a user namespace: %s; %s",
+                      g_strerror (saved_errno), userns_hint (saved_errno));
+        }
       child_map_own_ids (uid, gid);
       child_send_byte (socket_fd, MAP_NONE_BYTE);
       return;
@@ -247,11 +337,12 @@ child_enter_namespaces (int socket_fd)
        * namespace. */
       if (unshare (flags) < 0)
         child_fail ("cannot create network and mount namespaces: %s (a "
-                    "user namespace failed with: %s)", g_strerror (errno),
-                    g_strerror (saved_errno));
+                    "user namespace failed with: %s; %s)", g_strerror (errno),
+                    g_strerror (saved_errno), userns_hint (saved_errno));
       fprintf (stderr, "moat run: warning: cannot create a user namespace "
                "(%s), so COMMAND keeps root's capabilities and can leave "
-               "the network namespace\n", g_strerror (saved_errno));
+               "the network namespace; %s\n", g_strerror (saved_errno),
+               userns_hint (saved_errno));
       child_send_byte (socket_fd, MAP_NONE_BYTE);
       return;
     }
@@ -289,10 +380,14 @@ child_open_tap (void)
   request.ifr_flags = IFF_TAP | IFF_NO_PI;
   g_strlcpy (request.ifr_name, TAP_NAME, sizeof request.ifr_name);
   if (ioctl (fd, TUNSETIFF, &request) < 0)
-    child_fail ("cannot create the TAP device %s: %s%s%s", TAP_NAME,
-                g_strerror (errno),
-                errno == EPERM && geteuid () != 0 ? "; " : "",
-                errno == EPERM && geteuid () != 0 ? userns_hint () : "");
+    {
+      int saved_errno = errno;
+      gboolean hint = saved_errno == EPERM && geteuid () != 0;
+
+      child_fail ("cannot create the TAP device %s: %s%s%s", TAP_NAME,
+                  g_strerror (saved_errno), hint ? "; " : "",
+                  hint ? userns_hint (saved_errno) : "");
+    }
   return fd;
 }
 
@@ -400,6 +495,7 @@ static void G_GNUC_NORETURN
 child_exec (const RunPlan *plan)
 {
   sigset_t none;
+  int saved_errno;
 
   for (gsize i = 0; i < G_N_ELEMENTS (ca_variables); i++)
     setenv (ca_variables[i], plan->ca_path, 1);
@@ -412,10 +508,19 @@ child_exec (const RunPlan *plan)
   sigprocmask (SIG_SETMASK, &none, NULL);
 
   execvp (plan->command[0], plan->command);
-  fprintf (stderr, "moat run: cannot execute %s: %s\n", plan->command[0],
-           g_strerror (errno));
-  _exit (errno == ENOENT ? MOAT_RUN_EXIT_NOT_FOUND
-                         : MOAT_RUN_EXIT_CANNOT_EXECUTE);
+  saved_errno = errno;
+  /* execve() fails on a directory with EACCES, which reads as a
+   * permission problem. A name without '/' was searched in PATH, so
+   * there is no single path to test. */
+  if (saved_errno == EACCES && strchr (plan->command[0], '/') != NULL
+      && g_file_test (plan->command[0], G_FILE_TEST_IS_DIR))
+    fprintf (stderr, "moat run: cannot execute %s: it is a directory; give "
+             "a program as COMMAND\n", plan->command[0]);
+  else
+    fprintf (stderr, "moat run: cannot execute %s: %s\n", plan->command[0],
+             g_strerror (saved_errno));
+  _exit (saved_errno == ENOENT ? MOAT_RUN_EXIT_NOT_FOUND
+                               : MOAT_RUN_EXIT_CANNOT_EXECUTE);
 }
 
 static void G_GNUC_NORETURN
@@ -663,20 +768,6 @@ wait_for_child (pid_t pid)
   return exit_status_of (wait_status);
 }
 
-/* Hides moat's progress messages, which would mix with COMMAND's output,
- * unless --verbose is given; warnings and errors still show. */
-static GLogWriterOutput
-quiet_log_writer (GLogLevelFlags log_level, const GLogField *fields,
-                  gsize n_fields, gpointer user_data)
-{
-  gboolean verbose = GPOINTER_TO_INT (user_data);
-
-  if (!verbose && (log_level & (G_LOG_LEVEL_MESSAGE | G_LOG_LEVEL_INFO
-                                | G_LOG_LEVEL_DEBUG)))
-    return G_LOG_WRITER_HANDLED;
-  return g_log_writer_default (log_level, fields, n_fields, NULL);
-}
-
 static gboolean
 write_resolv_conf (const char *path, GError **error)
 {
@@ -771,13 +862,26 @@ parse_options (int argc, char **argv, RunOptions *options)
       "to moat: the policy, DNS, TLS interception and audit log that a QEMU\n"
       "guest gets. COMMAND trusts the session CA through SSL_CERT_FILE,\n"
       "CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS and\n"
-      "GIT_SSL_CAINFO. moat exits with COMMAND's exit status, or 125 when\n"
-      "moat itself fails.");
+      "GIT_SSL_CAINFO. moat exits with COMMAND's exit status (128 + N when\n"
+      "signal N ended it), 125 when moat itself fails, 126 when COMMAND\n"
+      "cannot be executed and 127 when it is not found.\n"
+      "\n"
+      "moat's options come before COMMAND: the first argument that is not\n"
+      "an option starts COMMAND, and every argument after it, options\n"
+      "included, goes to COMMAND. \"--\" ends moat's options; it is needed\n"
+      "only when COMMAND starts with \"-\", and makes the split plain to\n"
+      "read in scripts.\n"
+      "\n"
+      "Without --config the policy allows nothing and every request is\n"
+      "denied. moat's own messages are hidden unless --verbose is given;\n"
+      "warnings show.");
   g_option_context_set_description (
       context,
       "Example:\n"
       "  moat run --config policy.ini --audit audit.jsonl -- \\\n"
-      "      curl https://api.example.com/\n");
+      "      curl https://api.example.com/\n"
+      "  moat run -v --config policy.ini curl -v https://api.example.com/\n"
+      "      (the first -v is moat's, the second one is curl's)\n");
   /* Options after COMMAND belong to COMMAND. */
   g_option_context_set_strict_posix (context, TRUE);
   g_option_context_add_main_entries (context, entries, NULL);
@@ -801,6 +905,42 @@ parse_options (int argc, char **argv, RunOptions *options)
       return FALSE;
     }
   return TRUE;
+}
+
+/* moat run hides moat's messages, so the start-up banner that says
+ * "every request is denied" does not show: say it in a warning. */
+static void
+warn_if_everything_denied (const MoatSession *session)
+{
+  if (moat_policy_get_mode (session->policy) == MOAT_POLICY_MODE_REPORT
+      || moat_policy_count_rules (session->policy, MOAT_RULE_ALLOW) > 0)
+    return;
+  if (session->config->path == NULL)
+    fprintf (stderr, "moat run: warning: no --config given, so the policy "
+             "allows no host and every request is denied; pass --config "
+             "FILE with an allow rule, such as \"[policy] allow = "
+             "api.example.com\"\n");
+  else
+    fprintf (stderr, "moat run: warning: %s has no allow rule, so every "
+             "request is denied; add one, such as \"[policy] allow = "
+             "api.example.com\"\n", session->config->path);
+}
+
+/* Closes the remaining guest connections, which audits the requests still
+ * running, and writes the "tap" line that pairs with "connected". A TAP
+ * device that failed first has written it already. */
+static void
+audit_tap_detached (MoatSession *session, int status)
+{
+  MoatAuditEvent *event;
+
+  if (!moat_transport_is_connected (session->transport))
+    return;
+  g_hash_table_remove_all (session->flows);
+  event = moat_audit_event_new ("tap");
+  moat_audit_event_add_string (event, "state", "disconnected");
+  moat_audit_event_add_int (event, "exit_status", status);
+  moat_audit_emit (session->audit, event);
 }
 
 /**
@@ -842,6 +982,7 @@ run_session (MoatConfig *config, int socket_fd, pid_t pid)
       return MOAT_RUN_EXIT_FAILURE;
     }
 
+  warn_if_everything_denied (session);
   state.session = session;
   g_child_watch_add (pid, on_child_exit, &state);
   if (write (socket_fd, &go, 1) != 1)
@@ -864,7 +1005,9 @@ run_session (MoatConfig *config, int socket_fd, pid_t pid)
       wait_for_child (pid);
       return MOAT_RUN_EXIT_FAILURE;
     }
-  return exit_status_of (state.wait_status);
+  status = exit_status_of (state.wait_status);
+  audit_tap_detached (session, status);
+  return status;
 }
 
 /**
@@ -892,8 +1035,7 @@ moat_run_main (int argc, char **argv)
 
   if (!parse_options (argc, argv, &options))
     goto out;
-  g_log_set_writer_func (quiet_log_writer,
-                         GINT_TO_POINTER (options.verbose), NULL);
+  moat_log_init (options.verbose, TRUE);
   config = load_config (&options, &error);
   if (config == NULL)
     {
@@ -962,8 +1104,6 @@ moat_run_main (int argc, char **argv)
    * private key from /proc/PID/mem or attach to moat with ptrace. */
   prctl (PR_SET_DUMPABLE, 0);
   install_signal_forwarding ();
-  if (options.verbose)
-    g_log_set_debug_enabled (TRUE);
   curl_global_init (CURL_GLOBAL_DEFAULT);
   status = run_session (g_steal_pointer (&config), sockets[0], pid);
   curl_global_cleanup ();

@@ -382,6 +382,109 @@ def case_config_error(session):
     check(not os.path.exists(marker), "COMMAND ran although --mtu is out of range")
 
 
+@case("audit-tap-lines")
+def case_audit_tap_lines(session):
+    result = session.run(["sh", "-c", "exit 3"])
+    result.expect_status(3)
+    events = [e for e in session.audit() if e.get("event") == "tap"]
+    states = [e.get("state") for e in events]
+    check(states == ["connected", "disconnected"],
+          f"expected tap lines connected, disconnected; got {events}")
+    check(events[1].get("exit_status") == 3,
+          f"the disconnected line does not carry COMMAND's status 3: {events[1]}")
+
+
+@case("no-allow-warning")
+def case_no_allow_warning(session):
+    # Without --config the policy allows nothing, and moat's banner is hidden.
+    argv = [session.moat, "run", "--", "true"]
+    completed = subprocess.run(argv, capture_output=True, timeout=RUN_TIMEOUT)
+    result = RunResult(argv, completed.returncode, completed.stdout, completed.stderr)
+    result.expect_status(0)
+    warnings = [line for line in result.stderr.decode(errors="replace").splitlines()
+                if "every request is denied" in line]
+    check(len(warnings) == 1, f"expected one warning line\n{result.describe()}")
+    check("--config" in warnings[0], f"the warning does not name --config: {warnings[0]!r}")
+
+    session.config_text = lambda: f"[moat]\naudit = {session.audit_path}\n"
+    result = session.run(["true"])
+    result.expect_status(0)
+    check(b"has no allow rule" in result.stderr and session.config_path.encode() in result.stderr,
+          f"no warning naming the file without an allow rule\n{result.describe()}")
+
+    # The usual policy allows hosts: no warning.
+    del session.config_text
+    result = session.run(["true"])
+    result.expect_status(0)
+    check(b"every request is denied" not in result.stderr,
+          f"a warning although the policy allows hosts\n{result.describe()}")
+
+
+@case("usage-messages")
+def case_usage_messages(session):
+    def moat(*args):
+        argv = [session.moat, *args]
+        completed = subprocess.run(argv, capture_output=True, timeout=RUN_TIMEOUT)
+        return RunResult(argv, completed.returncode, completed.stdout, completed.stderr)
+
+    result = moat("--config", session.config_path, "run", "--", "true")
+    result.expect_status(2)
+    check(b"must come first" in result.stderr
+          and b"moat run [OPTION...] -- COMMAND" in result.stderr,
+          f"the error does not say that run comes first\n{result.describe()}")
+    result = moat("rnu")
+    result.expect_status(2)
+    check(b'did you mean "run"' in result.stderr,
+          f"no suggestion for the typo rnu\n{result.describe()}")
+    result = moat("chekc")
+    result.expect_status(2)
+    check(b'did you mean "check"' in result.stderr,
+          f"no suggestion for the typo chekc\n{result.describe()}")
+    result = moat("vm.ini")
+    result.expect_status(2)
+    check(b"did you mean" not in result.stderr,
+          f"a suggestion for an argument that is no typo\n{result.describe()}")
+
+    result = session.run([session.folder])
+    result.expect_status(126)
+    check(b"is a directory" in result.stderr,
+          f"the error does not say COMMAND is a directory\n{result.describe()}")
+
+
+@case("verbose-own-domains")
+def case_verbose_own_domains(session):
+    result = session.run(["sh", "-c", "echo output"], extra_args=["--verbose"])
+    result.expect_status(0)
+    check(result.stdout == b"output\n",
+          f"moat's log lines mixed into COMMAND's output: {result.stdout!r}")
+    check(b"moat-run-DEBUG" in result.stderr,
+          f"--verbose shows no moat debug line\n{result.describe()}")
+    check(b"GLib" not in result.stderr,
+          f"--verbose shows other libraries' debug lines\n{result.describe()}")
+
+
+@case("userns-limit-hint")
+def case_userns_limit_hint(session):
+    require_program("unshare")
+    if os.geteuid() != 0:
+        raise CaseSkipped("the case sets user.max_user_namespaces in a user namespace")
+    with open(session.config_path, "w", encoding="utf-8") as config:
+        config.write(session.config_text())
+    # The limit is set in a user namespace of the case's own, so the host's
+    # value stays as it is; root there then cannot create a nested one.
+    script = ('echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" run --config "$1"'
+              ' -- curl -sS --max-time 20 http://allowed.test/hello')
+    argv = ["unshare", "--user", "--map-root-user", "sh", "-c", script,
+            session.moat, session.config_path]
+    completed = subprocess.run(argv, capture_output=True, timeout=RUN_TIMEOUT)
+    result = RunResult(argv, completed.returncode, completed.stdout, completed.stderr)
+    result.expect_status(0)
+    check(result.text() == HELLO, f"unexpected body {result.text()!r}")
+    check(b"cannot create a user namespace" in result.stderr
+          and b"user.max_user_namespaces" in result.stderr,
+          f"the warning does not name user.max_user_namespaces\n{result.describe()}")
+
+
 @case("signal-forwarding")
 def case_signal_forwarding(session):
     with open(session.config_path, "w", encoding="utf-8") as config:
