@@ -145,7 +145,7 @@ random_serial (guint8 serial[SERIAL_LEN], GError **error)
 {
   int ret = gnutls_rnd (GNUTLS_RND_NONCE, serial, SERIAL_LEN);
   if (ret < 0)
-    return set_gnutls_error (ret, "Generating a certificate serial", error);
+    return set_gnutls_error (ret, "generating a certificate serial", error);
 
   /* Top bit clear keeps the INTEGER positive, the next bit set keeps the
    * first byte nonzero so the 16 bytes are the minimal encoding. */
@@ -160,7 +160,7 @@ generate_p256_key (GError **error)
   int ret = gnutls_x509_privkey_init (&key);
   if (ret < 0)
     {
-      set_gnutls_error (ret, "Allocating a private key", error);
+      set_gnutls_error (ret, "allocating a private key", error);
       return NULL;
     }
 
@@ -169,7 +169,7 @@ generate_p256_key (GError **error)
       0);
   if (ret < 0)
     {
-      set_gnutls_error (ret, "Generating an ECDSA P-256 key", error);
+      set_gnutls_error (ret, "generating an ECDSA P-256 key", error);
       return NULL;
     }
 
@@ -192,7 +192,7 @@ choose_sign_digest (MoatCa *ca, GError **error)
     ret = gnutls_pubkey_get_preferred_hash_algorithm (pubkey,
                                                       &ca->sign_digest, NULL);
   if (ret < 0)
-    return set_gnutls_error (ret, "Choosing the CA signature digest", error);
+    return set_gnutls_error (ret, "choosing the CA signature digest", error);
 
   return TRUE;
 }
@@ -217,7 +217,7 @@ ca_prepare (MoatCa *ca, GError **error)
                                         &ca->subject_key_id_size);
     }
   if (ret < 0)
-    return set_gnutls_error (ret, "Reading the CA subject key identifier",
+    return set_gnutls_error (ret, "reading the CA subject key identifier",
                              error);
 
   ca->not_after = gnutls_x509_crt_get_expiration_time (ca->cert);
@@ -234,7 +234,7 @@ ca_prepare (MoatCa *ca, GError **error)
                                         ca->leaf_key_id,
                                         &ca->leaf_key_id_size);
   if (ret < 0)
-    return set_gnutls_error (ret, "Computing the leaf key identifier", error);
+    return set_gnutls_error (ret, "computing the leaf key identifier", error);
 
   ca->leaves = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
                                       (GDestroyNotify) moat_leaf_unref);
@@ -252,7 +252,7 @@ build_ca_certificate (MoatCa *ca, GError **error)
   guint8 suffix[4];
   int ret = gnutls_rnd (GNUTLS_RND_NONCE, suffix, sizeof suffix);
   if (ret < 0)
-    return set_gnutls_error (ret, "Generating the CA name", error);
+    return set_gnutls_error (ret, "generating the CA name", error);
   /* The suffix distinguishes the CAs of different sessions in a trust
    * store. */
   g_autofree char *common_name = g_strdup_printf (
@@ -298,7 +298,7 @@ build_ca_certificate (MoatCa *ca, GError **error)
     ret = gnutls_x509_crt_sign2 (ca->cert, ca->cert, ca->key,
                                  GNUTLS_DIG_SHA256, 0);
   if (ret < 0)
-    return set_gnutls_error (ret, "Creating the session CA certificate",
+    return set_gnutls_error (ret, "creating the session CA certificate",
                              error);
 
   return TRUE;
@@ -341,7 +341,7 @@ read_pem_file (const char *path, const char *what, gnutls_datum_t *datum,
   if (!g_file_get_contents (path, contents, &length, &local_error))
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                   "Cannot read %s %s: %s", what, path, local_error->message);
+                   "cannot read %s %s: %s", what, path, local_error->message);
       return FALSE;
     }
 
@@ -420,7 +420,7 @@ check_key_matches (MoatCa *ca, const char *cert_path, const char *key_path,
   if (ret < 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Cannot read the public key of CA certificate %s: %s",
+                   "cannot read the public key of CA certificate %s: %s",
                    cert_path, gnutls_strerror (ret));
       return FALSE;
     }
@@ -430,7 +430,7 @@ check_key_matches (MoatCa *ca, const char *cert_path, const char *key_path,
   if (ret < 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Cannot compute the public key of CA key %s: %s", key_path,
+                   "cannot compute the public key of CA key %s: %s", key_path,
                    gnutls_strerror (ret));
       return FALSE;
     }
@@ -483,7 +483,7 @@ moat_ca_load (const char *cert_path, const char *key_path, GError **error)
   int ret = gnutls_x509_crt_init (&ca->cert);
   if (ret < 0)
     {
-      set_gnutls_error (ret, "Allocating a certificate", error);
+      set_gnutls_error (ret, "allocating a certificate", error);
       return NULL;
     }
   ret = gnutls_x509_crt_import (ca->cert, &cert_datum, GNUTLS_X509_FMT_PEM);
@@ -498,7 +498,7 @@ moat_ca_load (const char *cert_path, const char *key_path, GError **error)
   ret = gnutls_x509_privkey_init (&ca->key);
   if (ret < 0)
     {
-      set_gnutls_error (ret, "Allocating a private key", error);
+      set_gnutls_error (ret, "allocating a private key", error);
       return NULL;
     }
   ret = gnutls_x509_privkey_import2 (ca->key, &key_datum, GNUTLS_X509_FMT_PEM,
@@ -550,7 +550,7 @@ moat_ca_get_cert_pem (const MoatCa *ca)
   int ret = gnutls_x509_crt_export2 (ca->cert, GNUTLS_X509_FMT_PEM, &pem);
   if (ret < 0)
     {
-      g_warning ("Exporting the CA certificate failed: %s",
+      g_warning ("exporting the CA certificate failed: %s",
                  gnutls_strerror (ret));
       return NULL;
     }
@@ -581,7 +581,20 @@ moat_ca_write_cert (const MoatCa *ca, const char *path, GError **error)
   if (pem == NULL)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Cannot encode the CA certificate for %s", path);
+                   "cannot encode the CA certificate for %s", path);
+      return FALSE;
+    }
+
+  /* GLib writes a temporary file next to @path first, and its errors
+   * name that file; a missing folder is the common mistake, so name it. */
+  g_autofree char *folder = g_path_get_dirname (path);
+  if (!g_file_test (folder, G_FILE_TEST_IS_DIR))
+    {
+      g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
+                   "cannot write the CA certificate to %s: the folder %s "
+                   "does not exist; create it, or choose another path with "
+                   "--ca-cert-out or [tls] ca-cert-out",
+                   path, folder);
       return FALSE;
     }
 
@@ -591,7 +604,7 @@ moat_ca_write_cert (const MoatCa *ca, const char *path, GError **error)
                                  &local_error))
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_IO,
-                   "Cannot write the CA certificate to %s: %s", path,
+                   "cannot write the CA certificate to %s: %s", path,
                    local_error->message);
       return FALSE;
     }
@@ -691,7 +704,7 @@ mint_leaf (MoatCa *ca, const char *name, const guint8 *ip, gsize ip_len,
   if (ret < 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Creating the leaf certificate for %s failed: %s", name,
+                   "creating the leaf certificate for %s failed: %s", name,
                    gnutls_strerror (ret));
       return NULL;
     }
@@ -708,7 +721,7 @@ mint_leaf (MoatCa *ca, const char *name, const guint8 *ip, gsize ip_len,
   if (ret < 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Creating credentials for %s failed: %s", name,
+                   "creating credentials for %s failed: %s", name,
                    gnutls_strerror (ret));
       return NULL;
     }
@@ -745,7 +758,7 @@ moat_ca_ref_leaf (MoatCa *ca, const char *server_name, GError **error)
     {
       g_autofree char *escaped = g_strescape (server_name, NULL);
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Cannot mint a certificate for \"%s\": not a valid host "
+                   "cannot mint a certificate for \"%s\": not a valid host "
                    "name or IP address",
                    escaped);
       return NULL;
@@ -780,7 +793,7 @@ moat_ca_ref_leaf (MoatCa *ca, const char *server_name, GError **error)
   g_hash_table_insert (ca->leaves, leaf->name, leaf);
   g_queue_push_head_link (&ca->lru, &leaf->lru_link);
 
-  g_debug ("Minted a leaf certificate for %s", leaf->name);
+  g_debug ("minted a leaf certificate for %s", leaf->name);
   return moat_leaf_ref (leaf);
 }
 

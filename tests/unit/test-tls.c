@@ -298,12 +298,18 @@ test_ca_write_cert (void)
   g_assert_true (moat_ca_write_cert (ca, path, &error));
   g_assert_no_error (error);
 
-  /* A folder that does not exist: the error names the path. */
-  g_autofree char *bad_path =
-      g_build_filename (dir, "missing", "ca.pem", NULL);
+  /* A folder that does not exist: the error names the path, the folder
+   * and the fix, and no temporary file. */
+  g_autofree char *missing = g_build_filename (dir, "missing", NULL);
+  g_autofree char *bad_path = g_build_filename (missing, "ca.pem", NULL);
+  g_autofree char *folder_text = g_strdup_printf ("the folder %s does not "
+                                                  "exist", missing);
   g_assert_false (moat_ca_write_cert (ca, bad_path, &error));
   g_assert_error (error, MOAT_ERROR, MOAT_ERROR_IO);
   g_assert_nonnull (strstr (error->message, bad_path));
+  g_assert_nonnull (strstr (error->message, folder_text));
+  g_assert_nonnull (strstr (error->message, "--ca-cert-out"));
+  g_assert_null (strstr (error->message, "ca.pem."));
 
   g_unlink (path);
   g_rmdir (dir);
@@ -434,9 +440,9 @@ test_ca_load_errors (void)
 
   const LoadErrorCase cases[] = {
     { "missing certificate file", NULL, PEM (PEM_CA_KEY), MOAT_ERROR_CONFIG,
-      "cert.pem", "Cannot read CA certificate" },
+      "cert.pem", "cannot read CA certificate" },
     { "missing key file", PEM (PEM_CA_CERT), NULL, MOAT_ERROR_CONFIG,
-      "key.pem", "Cannot read CA key" },
+      "key.pem", "cannot read CA key" },
     { "garbage certificate", "this is not a certificate\n", PEM (PEM_CA_KEY),
       MOAT_ERROR_TLS, "cert.pem", "is not a PEM X.509 certificate" },
     { "key given as certificate", PEM (PEM_CA_KEY), PEM (PEM_CA_KEY),
