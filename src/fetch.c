@@ -989,6 +989,16 @@ error_from_curl (const MoatFetchRequest *request, CURLcode code)
       break;
     }
 
+  /* libcurl's text for an unknown issuer ends in "CAfile: none CRLfile:
+   * none" with GnuTLS, which does not say what to change in moat. A name
+   * mismatch ("... does not match target host name") needs another fix. */
+  if (code == CURLE_PEER_FAILED_VERIFICATION
+      && strstr (detail, "does not match") == NULL)
+    return g_error_new (MOAT_ERROR, MOAT_ERROR_UPSTREAM,
+                        "upstream request %s %s failed: %s: %s; if a "
+                        "private CA signed the upstream's certificate, "
+                        "trust it with [upstream] ca-file",
+                        request->method, request->url, summary, detail);
   return g_error_new (MOAT_ERROR, MOAT_ERROR_UPSTREAM,
                       "upstream request %s %s failed: %s: %s",
                       request->method, request->url, summary, detail);

@@ -824,6 +824,8 @@ test_https_without_ca_file (void)
   g_assert_error (transfer->error, MOAT_ERROR, MOAT_ERROR_UPSTREAM);
   g_assert_nonnull (strstr (transfer->error->message,
                             "TLS certificate verification failed"));
+  g_assert_true (g_str_has_suffix (transfer->error->message,
+                                   "trust it with [upstream] ca-file"));
   g_assert_cmpuint (transfer->response_calls, ==, 0);
 }
 
@@ -842,6 +844,8 @@ test_https_wrong_name (void)
                             "TLS certificate verification failed"));
   g_assert_nonnull (strstr (transfer->error->message, "other.test"));
   g_assert_nonnull (strstr (transfer->error->message, "upstream.test"));
+  /* A name mismatch is not fixed by trusting another CA. */
+  g_assert_null (strstr (transfer->error->message, "[upstream] ca-file"));
   g_assert_cmpuint (transfer->response_calls, ==, 0);
 }
 
