@@ -155,7 +155,7 @@ check_option_length (guint code, gsize offset, guint length, guint expected,
     return TRUE;
 
   g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-               "Invalid DHCP message: option %u at offset %" G_GSIZE_FORMAT
+               "invalid DHCP message: option %u at offset %" G_GSIZE_FORMAT
                " has length %u, expected %u", code, offset, length, expected);
   return FALSE;
 }
@@ -194,7 +194,7 @@ read_option (DhcpRequestOptions *options, guint code, gsize offset,
       if (options->seen[code])
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DHCP message: option %u at offset %"
+                       "invalid DHCP message: option %u at offset %"
                        G_GSIZE_FORMAT " appears twice", code, offset);
           return FALSE;
         }
@@ -212,7 +212,7 @@ read_option (DhcpRequestOptions *options, guint code, gsize offset,
       if (value[0] < DHCP_DISCOVER || value[0] > DHCP_INFORM)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DHCP message: unknown message type %u at "
+                       "invalid DHCP message: unknown message type %u at "
                        "offset %" G_GSIZE_FORMAT ", expected 1 to 8",
                        value[0], offset + 2);
           return FALSE;
@@ -242,7 +242,7 @@ read_option (DhcpRequestOptions *options, guint code, gsize offset,
           || value[0] > (DHCP_OVERLOAD_FILE | DHCP_OVERLOAD_SNAME))
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DHCP message: option overload %u at offset %"
+                       "invalid DHCP message: option overload %u at offset %"
                        G_GSIZE_FORMAT " must be 1, 2 or 3 and appear in the "
                        "options field", value[0], offset);
           return FALSE;
@@ -257,7 +257,7 @@ read_option (DhcpRequestOptions *options, guint code, gsize offset,
       if (options->max_message_size < DHCP_MAX_MESSAGE_SIZE_MIN)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DHCP message: maximum message size %u at "
+                       "invalid DHCP message: maximum message size %u at "
                        "offset %" G_GSIZE_FORMAT " is below the minimum of %d",
                        options->max_message_size, offset,
                        DHCP_MAX_MESSAGE_SIZE_MIN);
@@ -270,7 +270,7 @@ read_option (DhcpRequestOptions *options, guint code, gsize offset,
       if (length < 2)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DHCP message: client identifier at offset %"
+                       "invalid DHCP message: client identifier at offset %"
                        G_GSIZE_FORMAT " has length %u, expected at least 2",
                        offset, length);
           return FALSE;
@@ -315,7 +315,7 @@ parse_option_area (const guint8 *message, gsize start, gsize end,
       if (pos >= end)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DHCP message: the %s field ends at offset %"
+                       "invalid DHCP message: the %s field ends at offset %"
                        G_GSIZE_FORMAT " without an end option (255)",
                        area, end);
           return FALSE;
@@ -333,7 +333,7 @@ parse_option_area (const guint8 *message, gsize start, gsize end,
       if (end - pos < 2)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DHCP message: option %u at offset %"
+                       "invalid DHCP message: option %u at offset %"
                        G_GSIZE_FORMAT " has no length byte before the end of "
                        "the %s field", code, pos, area);
           return FALSE;
@@ -342,7 +342,7 @@ parse_option_area (const guint8 *message, gsize start, gsize end,
       if (length > end - pos - 2)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DHCP message: option %u at offset %"
+                       "invalid DHCP message: option %u at offset %"
                        G_GSIZE_FORMAT " has length %u but the %s field has "
                        "only %" G_GSIZE_FORMAT " bytes left",
                        code, pos, length, area, end - pos - 2);
@@ -371,7 +371,7 @@ parse_request (const guint8 *request, gsize length,
   if (request[BOOTP_OP] != BOOTP_OP_REQUEST)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DHCP message: op is %u, expected %d "
+                   "invalid DHCP message: op is %u, expected %d "
                    "(BOOTREQUEST)", request[BOOTP_OP], BOOTP_OP_REQUEST);
       return FALSE;
     }
@@ -379,7 +379,7 @@ parse_request (const guint8 *request, gsize length,
       || request[BOOTP_HLEN] != BOOTP_HLEN_ETHERNET)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DHCP message: hardware type %u with address "
+                   "invalid DHCP message: hardware type %u with address "
                    "length %u, expected Ethernet (%d) with %d",
                    request[BOOTP_HTYPE], request[BOOTP_HLEN],
                    BOOTP_HTYPE_ETHERNET, BOOTP_HLEN_ETHERNET);
@@ -389,7 +389,7 @@ parse_request (const guint8 *request, gsize length,
               sizeof (dhcp_magic_cookie)) != 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DHCP message: magic cookie at offset %d is "
+                   "invalid DHCP message: magic cookie at offset %d is "
                    "%u.%u.%u.%u, expected 99.130.83.99",
                    BOOTP_COOKIE, request[BOOTP_COOKIE],
                    request[BOOTP_COOKIE + 1], request[BOOTP_COOKIE + 2],
@@ -416,7 +416,7 @@ parse_request (const guint8 *request, gsize length,
   if (options->message_type == 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DHCP message: the message type option (53) is "
+                   "invalid DHCP message: the message type option (53) is "
                    "missing, and plain BOOTP requests are not answered");
       return FALSE;
     }
@@ -515,7 +515,7 @@ encode_domain (const char *domain, char text[MOAT_DNS_NAME_MAX + 1],
   if (length == 0 || length > MOAT_DNS_NAME_MAX)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                   "Invalid domain \"%s\" for DHCP: it must have 1 to %d "
+                   "invalid domain \"%s\" for DHCP: it must have 1 to %d "
                    "characters", domain, MOAT_DNS_NAME_MAX);
       return FALSE;
     }
@@ -531,7 +531,7 @@ encode_domain (const char *domain, char text[MOAT_DNS_NAME_MAX + 1],
           if (c <= 0x20 || c >= 0x7f)
             {
               g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                           "Invalid domain \"%s\" for DHCP: byte 0x%02x at "
+                           "invalid domain \"%s\" for DHCP: byte 0x%02x at "
                            "position %" G_GSIZE_FORMAT " is not printable "
                            "ASCII", domain, c, i);
               return FALSE;
@@ -543,7 +543,7 @@ encode_domain (const char *domain, char text[MOAT_DNS_NAME_MAX + 1],
       if (label_length == 0 || label_length > 63)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                       "Invalid domain \"%s\" for DHCP: the label at position %"
+                       "invalid domain \"%s\" for DHCP: the label at position %"
                        G_GSIZE_FORMAT " has %" G_GSIZE_FORMAT " bytes, "
                        "expected 1 to 63", domain, label_start, label_length);
           return FALSE;
@@ -592,7 +592,7 @@ put_layout_options (DhcpWriter *writer, const MoatDhcpConfig *config,
   if (config->mtu < MOAT_MTU_MIN || config->mtu > MOAT_MTU_MAX)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_CONFIG,
-                   "Invalid MTU %u for the DHCP interface MTU option: use %d "
+                   "invalid MTU %u for the DHCP interface MTU option: use %d "
                    "to %d", config->mtu, MOAT_MTU_MIN, MOAT_MTU_MAX);
       return FALSE;
     }
@@ -797,7 +797,7 @@ moat_dhcp_handle (const MoatDhcpConfig *config, const guint8 *request,
     case DHCP_NAK:
     default:
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DHCP message: %s (%u) is sent by servers, not "
+                   "invalid DHCP message: %s (%u) is sent by servers, not "
                    "by clients", message_type_name (options.message_type),
                    options.message_type);
       return 0;

@@ -105,7 +105,7 @@ parse_question_name (const guint8 *message, gsize length, gsize *offset,
       if ((label_length & DNS_LABEL_TYPE_MASK) == DNS_LABEL_POINTER)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DNS query: compression pointer 0x%02x%02x at "
+                       "invalid DNS query: compression pointer 0x%02x%02x at "
                        "offset %" G_GSIZE_FORMAT " in the question, which has "
                        "no earlier name to point to",
                        label_length, pos + 1 < length ? message[pos + 1] : 0,
@@ -117,7 +117,7 @@ parse_question_name (const guint8 *message, gsize length, gsize *offset,
           /* Also rejects the length bytes 0x40-0xbf, whose top bits 01 and
            * 10 are reserved label types (RFC 1035 section 4.1.4). */
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DNS query: label length %u at offset %"
+                       "invalid DNS query: label length %u at offset %"
                        G_GSIZE_FORMAT " exceeds the maximum of %d bytes",
                        label_length, pos, DNS_LABEL_MAX);
           return FALSE;
@@ -127,7 +127,7 @@ parse_question_name (const guint8 *message, gsize length, gsize *offset,
       if (name_length + (name_length > 0) + label_length > MOAT_DNS_NAME_MAX)
         {
           g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                       "Invalid DNS query: the question name exceeds %d "
+                       "invalid DNS query: the question name exceeds %d "
                        "characters at the label at offset %" G_GSIZE_FORMAT,
                        MOAT_DNS_NAME_MAX, pos);
           return FALSE;
@@ -152,7 +152,7 @@ parse_question_name (const guint8 *message, gsize length, gsize *offset,
           if (!is_label_byte (c))
             {
               g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                           "Invalid DNS query: byte 0x%02x at offset %"
+                           "invalid DNS query: byte 0x%02x at offset %"
                            G_GSIZE_FORMAT " is not allowed in a name, which "
                            "takes printable ASCII other than '.' and space",
                            c, pos);
@@ -200,7 +200,7 @@ parse_opt_record (const guint8 *message, gsize length, gsize offset,
   if (message[offset] != 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: the additional record at offset %"
+                   "invalid DNS query: the additional record at offset %"
                    G_GSIZE_FORMAT " is not an EDNS OPT record (its name is "
                    "not the root)", offset);
       return FALSE;
@@ -220,7 +220,7 @@ parse_opt_record (const guint8 *message, gsize length, gsize offset,
   if (type != DNS_TYPE_OPT)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: the additional record at offset %"
+                   "invalid DNS query: the additional record at offset %"
                    G_GSIZE_FORMAT " has type %u, expected OPT (%d)",
                    offset - 1, type, DNS_TYPE_OPT);
       return FALSE;
@@ -232,7 +232,7 @@ parse_opt_record (const guint8 *message, gsize length, gsize offset,
   if (rdata_length != length - offset)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: the OPT record's RDLENGTH is %u but %"
+                   "invalid DNS query: the OPT record's RDLENGTH is %u but %"
                    G_GSIZE_FORMAT " bytes follow at offset %" G_GSIZE_FORMAT,
                    rdata_length, length - offset, offset);
       return FALSE;
@@ -259,7 +259,7 @@ check_header (const guint8 *message, gsize length, GError **error)
   if (flags & DNS_FLAG_QR)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: the QR bit at offset 2 is set, so the "
+                   "invalid DNS query: the QR bit at offset 2 is set, so the "
                    "message is a response");
       return FALSE;
     }
@@ -267,7 +267,7 @@ check_header (const guint8 *message, gsize length, GError **error)
   if (opcode != 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: opcode %u at offset 2, only standard "
+                   "invalid DNS query: opcode %u at offset 2, only standard "
                    "queries (opcode 0) are answered", opcode);
       return FALSE;
     }
@@ -279,21 +279,21 @@ check_header (const guint8 *message, gsize length, GError **error)
   if (qdcount != 1)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: QDCOUNT at offset 4 is %u, expected 1",
+                   "invalid DNS query: QDCOUNT at offset 4 is %u, expected 1",
                    qdcount);
       return FALSE;
     }
   if (ancount != 0 || nscount != 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: ANCOUNT %u and NSCOUNT %u at offset 6 "
+                   "invalid DNS query: ANCOUNT %u and NSCOUNT %u at offset 6 "
                    "must both be 0 in a query", ancount, nscount);
       return FALSE;
     }
   if (arcount > 1)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: ARCOUNT at offset 10 is %u, expected "
+                   "invalid DNS query: ARCOUNT at offset 10 is %u, expected "
                    "0 or 1 (an EDNS OPT record)", arcount);
       return FALSE;
     }
@@ -357,7 +357,7 @@ moat_dns_parse_query (const guint8 *message, gsize length,
   if (offset != length)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                   "Invalid DNS query: %" G_GSIZE_FORMAT " unexpected bytes "
+                   "invalid DNS query: %" G_GSIZE_FORMAT " unexpected bytes "
                    "after the question at offset %" G_GSIZE_FORMAT,
                    length - offset, offset);
       return FALSE;

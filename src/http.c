@@ -218,7 +218,7 @@ scan_head (const guint8 *buffer, gsize length, gsize *head_length,
       if (newline_index == position || buffer[newline_index - 1] != '\r')
         {
           set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                          "Bare LF at byte %" G_GSIZE_FORMAT " of the request "
+                          "bare LF at byte %" G_GSIZE_FORMAT " of the request "
                           "head: HTTP/1.1 lines must end with CRLF",
                           newline_index);
           return MOAT_HTTP_PARSE_ERROR;
@@ -233,7 +233,7 @@ scan_head (const guint8 *buffer, gsize length, gsize *head_length,
           if (line_length > MOAT_HTTP_REQUEST_LINE_MAX)
             {
               set_head_error (error_status, error, 414, MOAT_ERROR_LIMIT,
-                              "Request line of %" G_GSIZE_FORMAT " bytes is "
+                              "request line of %" G_GSIZE_FORMAT " bytes is "
                               "longer than the maximum of %d bytes",
                               line_length, MOAT_HTTP_REQUEST_LINE_MAX);
               return MOAT_HTTP_PARSE_ERROR;
@@ -252,7 +252,7 @@ scan_head (const guint8 *buffer, gsize length, gsize *head_length,
           if (field_count > MOAT_HTTP_HEADERS_MAX)
             {
               set_head_error (error_status, error, 431, MOAT_ERROR_LIMIT,
-                              "Request head has more than the maximum of %d "
+                              "request head has more than the maximum of %d "
                               "header fields", MOAT_HTTP_HEADERS_MAX);
               return MOAT_HTTP_PARSE_ERROR;
             }
@@ -276,7 +276,7 @@ scan_head (const guint8 *buffer, gsize length, gsize *head_length,
       if (partial_length > MOAT_HTTP_REQUEST_LINE_MAX)
         {
           set_head_error (error_status, error, 414, MOAT_ERROR_LIMIT,
-                          "Request line is longer than the maximum of %d "
+                          "request line is longer than the maximum of %d "
                           "bytes and still has no end",
                           MOAT_HTTP_REQUEST_LINE_MAX);
           return MOAT_HTTP_PARSE_ERROR;
@@ -286,7 +286,7 @@ scan_head (const guint8 *buffer, gsize length, gsize *head_length,
   if (length > MOAT_HTTP_HEAD_MAX)
     {
       set_head_error (error_status, error, 431, MOAT_ERROR_LIMIT,
-                      "Request head is longer than the maximum of %d bytes",
+                      "request head is longer than the maximum of %d bytes",
                       MOAT_HTTP_HEAD_MAX);
       return MOAT_HTTP_PARSE_ERROR;
     }
@@ -305,7 +305,7 @@ parse_method (const char *method, gsize length, guint *error_status,
   if (length == 0)
     {
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Request line starts with a space: expected a method "
+                      "request line starts with a space: expected a method "
                       "such as GET");
       return FALSE;
     }
@@ -317,7 +317,7 @@ parse_method (const char *method, gsize length, guint *error_status,
 
       quoted = quote_bytes (method, length);
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Invalid character 0x%02x in request method %s: a "
+                      "invalid character 0x%02x in request method %s: a "
                       "method must be a token (RFC 9110 section 9.1)",
                       (guint8) method[i], quoted);
       return FALSE;
@@ -340,7 +340,7 @@ validate_target_chars (const char *target, gsize length, guint *error_status,
   if (length == 0)
     {
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Request line has an empty request target: expected "
+                      "request line has an empty request target: expected "
                       "\"METHOD SP TARGET SP HTTP/1.1\" with single spaces");
       return FALSE;
     }
@@ -356,12 +356,12 @@ validate_target_chars (const char *target, gsize length, guint *error_status,
       if (c == '#')
         {
           set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                          "Request target %s contains a fragment (\"#\"), "
+                          "request target %s contains a fragment (\"#\"), "
                           "which clients must not send", quoted);
           return FALSE;
         }
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Invalid character 0x%02x in request target %s: "
+                      "invalid character 0x%02x in request target %s: "
                       "percent-encode it", c, quoted);
       return FALSE;
     }
@@ -381,7 +381,7 @@ parse_version (const char *version, gsize length, guint *version_minor,
       || !g_ascii_isdigit (version[7]))
     {
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Invalid HTTP version %s in the request line: expected "
+                      "invalid HTTP version %s in the request line: expected "
                       "HTTP/1.1 or HTTP/1.0", quoted);
       return FALSE;
     }
@@ -389,7 +389,7 @@ parse_version (const char *version, gsize length, guint *version_minor,
   if (version[5] != '1' || (version[7] != '0' && version[7] != '1'))
     {
       set_head_error (error_status, error, 505, MOAT_ERROR_PROTOCOL,
-                      "Unsupported HTTP version %s: moat accepts HTTP/1.1 and "
+                      "unsupported HTTP version %s: moat accepts HTTP/1.1 and "
                       "HTTP/1.0", quoted);
       return FALSE;
     }
@@ -413,7 +413,7 @@ parse_request_line (const char *line, gsize length, MoatHttpRequest *request,
       g_autofree char *quoted = quote_bytes (line, length);
 
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Invalid request line %s: expected \"METHOD SP TARGET "
+                      "invalid request line %s: expected \"METHOD SP TARGET "
                       "SP HTTP/1.1\"", quoted);
       return FALSE;
     }
@@ -428,7 +428,7 @@ parse_request_line (const char *line, gsize length, MoatHttpRequest *request,
       g_autofree char *quoted = quote_bytes (line, length);
 
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Request line %s has no HTTP version: HTTP/0.9 is not "
+                      "request line %s has no HTTP version: HTTP/0.9 is not "
                       "supported", quoted);
       return FALSE;
     }
@@ -466,7 +466,7 @@ parse_field_line (const char *line, gsize length, GPtrArray *headers,
     {
       quoted_line = quote_bytes (line, length);
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Header line %s starts with whitespace: line folding "
+                      "header line %s starts with whitespace: line folding "
                       "(obs-fold) is not accepted", quoted_line);
       return FALSE;
     }
@@ -486,12 +486,12 @@ parse_field_line (const char *line, gsize length, GPtrArray *headers,
       quoted_line = quote_bytes (line, length);
       if (is_ows (c))
         set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                        "Header line %s has whitespace in the field name or "
+                        "header line %s has whitespace in the field name or "
                         "before the colon (RFC 9112 section 5.1)",
                         quoted_line);
       else
         set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                        "Invalid character 0x%02x in the field name of header "
+                        "invalid character 0x%02x in the field name of header "
                         "line %s: a field name must be a token", c,
                         quoted_line);
       return FALSE;
@@ -501,7 +501,7 @@ parse_field_line (const char *line, gsize length, GPtrArray *headers,
     {
       quoted_line = quote_bytes (line, length);
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Invalid header line %s: expected \"name: value\"",
+                      "invalid header line %s: expected \"name: value\"",
                       quoted_line);
       return FALSE;
     }
@@ -518,7 +518,7 @@ parse_field_line (const char *line, gsize length, GPtrArray *headers,
         continue;
 
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Invalid control character 0x%02x in the value of "
+                      "invalid control character 0x%02x in the value of "
                       "header field \"%s\"", (guint8) *p, name);
       return FALSE;
     }
@@ -674,7 +674,7 @@ parse_authority (const char *authority, gsize length, char **host,
       if (parsed_host == NULL)
         {
           set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                          "Invalid IPv6 address in %s %s: expected "
+                          "invalid IPv6 address in %s %s: expected "
                           "\"[address]\" or \"[address]:port\"", what, quoted);
           return FALSE;
         }
@@ -683,7 +683,7 @@ parse_authority (const char *authority, gsize length, char **host,
       if (host_end < end && *host_end != ':')
         {
           set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                          "Unexpected characters after the IPv6 address in "
+                          "unexpected characters after the IPv6 address in "
                           "%s %s", what, quoted);
           return FALSE;
         }
@@ -698,7 +698,7 @@ parse_authority (const char *authority, gsize length, char **host,
       if (parsed_host == NULL)
         {
           set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                          "Invalid host name in %s %s: expected letters, "
+                          "invalid host name in %s %s: expected letters, "
                           "digits, \"-\", \"_\" and dots, at most %d bytes",
                           what, quoted, MOAT_DNS_NAME_MAX);
           return FALSE;
@@ -712,7 +712,7 @@ parse_authority (const char *authority, gsize length, char **host,
       if (!parse_port (port_start, (gsize) (end - port_start), port))
         {
           set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                          "Invalid port in %s %s: expected a number from 1 "
+                          "invalid port in %s %s: expected a number from 1 "
                           "to 65535", what, quoted);
           return FALSE;
         }
@@ -776,7 +776,7 @@ parse_target_authority (const MoatHttpRequest *request, char **host,
       if (strcmp (request->method, "OPTIONS") == 0)
         return TRUE;
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Request target \"*\" is only valid with OPTIONS, not "
+                      "request target \"*\" is only valid with OPTIONS, not "
                       "with %s", request->method);
       return FALSE;
     }
@@ -795,7 +795,7 @@ parse_target_authority (const MoatHttpRequest *request, char **host,
   else
     {
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Invalid request target \"%.64s\": expected \"/path\" "
+                      "invalid request target \"%.64s\": expected \"/path\" "
                       "or an absolute http:// or https:// URI", target);
       return FALSE;
     }
@@ -808,7 +808,7 @@ parse_target_authority (const MoatHttpRequest *request, char **host,
   if (memchr (authority, '@', authority_length) != NULL)
     {
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Request target \"%.64s\" contains userinfo (\"@\"), "
+                      "request target \"%.64s\" contains userinfo (\"@\"), "
                       "which http and https URIs must not carry", target);
       return FALSE;
     }
@@ -856,7 +856,7 @@ resolve_host (MoatHttpRequest *request, guint *error_status, GError **error)
   if (host_field_count > 1)
     {
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Request has %u Host fields: send exactly one",
+                      "request has %u Host fields: send exactly one",
                       host_field_count);
       return FALSE;
     }
@@ -983,7 +983,7 @@ parse_content_length (MoatHttpRequest *request, gboolean *found,
           if (!all_digits)
             {
               set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                              "Invalid Content-Length %s: expected one "
+                              "invalid Content-Length %s: expected one "
                               "decimal number", quoted);
               return FALSE;
             }
@@ -1002,7 +1002,7 @@ parse_content_length (MoatHttpRequest *request, gboolean *found,
                                                              element_length);
 
               set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                              "Conflicting Content-Length values %s and %s: "
+                              "conflicting Content-Length values %s and %s: "
                               "send one Content-Length field", quoted_first,
                               quoted_element);
               return FALSE;
@@ -1103,7 +1103,7 @@ parse_transfer_encoding (MoatHttpRequest *request, gboolean *found,
                                                      strlen (header->value));
 
               set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                              "Invalid Transfer-Encoding %s: expected a "
+                              "invalid Transfer-Encoding %s: expected a "
                               "comma-separated list of transfer codings",
                               quoted);
               return FALSE;
@@ -1148,7 +1148,7 @@ parse_transfer_encoding (MoatHttpRequest *request, gboolean *found,
       g_autofree char *quoted = quote_bytes (unsupported, unsupported_length);
 
       set_head_error (error_status, error, 501, MOAT_ERROR_PROTOCOL,
-                      "Unsupported transfer coding %s%s: send the body with "
+                      "unsupported transfer coding %s%s: send the body with "
                       "chunked coding only", quoted,
                       is_known_transfer_coding (unsupported, unsupported_length)
                           ? "" : " (unknown coding)");
@@ -1188,7 +1188,7 @@ parse_connection (MoatHttpRequest *request, guint *error_status,
               g_autofree char *quoted = quote_bytes (header->value,
                                                      strlen (header->value));
               set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                              "Invalid Connection field %s: expected a "
+                              "invalid Connection field %s: expected a "
                               "comma-separated list of field names", quoted);
               return FALSE;
             }
@@ -1245,7 +1245,7 @@ parse_expect (MoatHttpRequest *request, guint *error_status, GError **error)
 
           g_autofree char *quoted = quote_bytes (element, element_length);
           set_head_error (error_status, error, 417, MOAT_ERROR_PROTOCOL,
-                          "Unsupported expectation %s: only \"100-continue\" "
+                          "unsupported expectation %s: only \"100-continue\" "
                           "is supported", quoted);
           return FALSE;
         }
@@ -1365,7 +1365,7 @@ moat_http_parse_request_head (const guint8 *buffer, gsize length,
   if (content_length_found && transfer_encoding_found)
     {
       set_head_error (error_status, error, 400, MOAT_ERROR_PROTOCOL,
-                      "Request has both Transfer-Encoding and Content-Length: "
+                      "request has both Transfer-Encoding and Content-Length: "
                       "send only one");
       return MOAT_HTTP_PARSE_ERROR;
     }
@@ -1777,7 +1777,7 @@ moat_http_body_decoder_feed (MoatHttpBodyDecoder *decoder,
   if (decoder->state == DECODER_FAILED)
     {
       g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_PROTOCOL,
-                           "Chunked body decoding already failed");
+                           "chunked body decoding already failed");
       return -1;
     }
 

@@ -149,7 +149,7 @@ reuse_oldest_entry (MoatNames *names, char *name)
   NameEntry *entry = oldest->data;
   guint32 address = entry->address;
 
-  g_debug ("Name table full with %u names, giving the address of %s to %s",
+  g_debug ("name table full with %u names, giving the address of %s to %s",
            names->capacity, entry->name, name);
   if (names->evict != NULL)
     names->evict (to_in_addr (address), entry->name, names->user_data);

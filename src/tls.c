@@ -138,7 +138,7 @@ choose_certificate (gnutls_session_t session)
         {
           g_autofree char *escaped = g_strescape (name, NULL);
           g_set_error (&server->callback_error, MOAT_ERROR, MOAT_ERROR_TLS,
-                       "The client sent an invalid server name \"%s\" (SNI)",
+                       "the client sent an invalid server name \"%s\" (SNI)",
                        escaped);
           return GNUTLS_E_UNRECOGNIZED_NAME;
         }
@@ -148,14 +148,14 @@ choose_certificate (gnutls_session_t session)
   else if (ret == GNUTLS_E_SHORT_MEMORY_BUFFER)
     {
       g_set_error (&server->callback_error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "The client sent a server name (SNI) longer than %d bytes",
+                   "the client sent a server name (SNI) longer than %d bytes",
                    MOAT_DNS_NAME_MAX);
       return GNUTLS_E_UNRECOGNIZED_NAME;
     }
   else if (ret < 0 && ret != GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
     {
       g_set_error (&server->callback_error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Reading the server name (SNI) failed: %s",
+                   "reading the server name (SNI) failed: %s",
                    gnutls_strerror (ret));
       return ret;
     }
@@ -166,7 +166,7 @@ choose_certificate (gnutls_session_t session)
     {
       g_set_error_literal (&server->callback_error, MOAT_ERROR,
                            MOAT_ERROR_TLS,
-                           "The client sent no server name (SNI) and the "
+                           "the client sent no server name (SNI) and the "
                            "connection has no DNS name to use instead");
       return GNUTLS_E_UNRECOGNIZED_NAME;
     }
@@ -182,7 +182,7 @@ choose_certificate (gnutls_session_t session)
     {
       moat_leaf_unref (leaf);
       g_set_error (&server->callback_error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Setting the certificate for %s failed: %s",
+                   "setting the certificate for %s failed: %s",
                    certificate_name, gnutls_strerror (ret));
       return ret;
     }
@@ -224,7 +224,7 @@ moat_tls_server_new (MoatCa *ca, int fd, const char *fallback_name,
   if (ret < 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Creating a TLS session failed: %s", gnutls_strerror (ret));
+                   "creating a TLS session failed: %s", gnutls_strerror (ret));
       return NULL;
     }
 
@@ -234,7 +234,7 @@ moat_tls_server_new (MoatCa *ca, int fd, const char *fallback_name,
   if (ret < 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Setting TLS priorities \"%s\" failed at \"%s\": %s",
+                   "setting TLS priorities \"%s\" failed at \"%s\": %s",
                    SERVER_PRIORITIES,
                    error_position != NULL ? error_position : "",
                    gnutls_strerror (ret));
@@ -252,7 +252,7 @@ moat_tls_server_new (MoatCa *ca, int fd, const char *fallback_name,
   if (ret < 0)
     {
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Setting the ALPN protocols failed: %s",
+                   "setting the ALPN protocols failed: %s",
                    gnutls_strerror (ret));
       return NULL;
     }
@@ -365,7 +365,7 @@ set_handshake_error (MoatTlsServer *server, int ret, GError **error)
       /* GnuTLS rejects names with characters that no DNS name has before
        * choose_certificate() sees them. */
       g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                           "The client sent an invalid server name (SNI)");
+                           "the client sent an invalid server name (SNI)");
       return;
     }
 
@@ -490,7 +490,7 @@ moat_tls_server_read (MoatTlsServer *server, guint8 *buffer, gsize size,
       /* Many clients close TCP without close_notify once they have what
        * they need. HTTP framing shows whether the data was complete, so
        * this is EOF here, not an error. */
-      g_debug ("The client closed the connection without a TLS "
+      g_debug ("the client closed the connection without a TLS "
                "close_notify");
       return MOAT_TLS_EOF;
     }
@@ -501,7 +501,7 @@ moat_tls_server_read (MoatTlsServer *server, guint8 *buffer, gsize size,
       gnutls_alert_send (server->session, GNUTLS_AL_WARNING,
                          GNUTLS_A_NO_RENEGOTIATION);
       g_set_error_literal (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                           "The client requested TLS renegotiation, which "
+                           "the client requested TLS renegotiation, which "
                            "moat does not support");
       return MOAT_TLS_ERROR;
     }
@@ -509,14 +509,14 @@ moat_tls_server_read (MoatTlsServer *server, guint8 *buffer, gsize size,
     {
       g_autofree char *name = alert_name (gnutls_alert_get (server->session));
       g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-                   "Reading from the TLS connection failed: the client sent "
+                   "reading from the TLS connection failed: the client sent "
                    "alert %s",
                    name);
       return MOAT_TLS_ERROR;
     }
 
   g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-               "Reading from the TLS connection failed: %s",
+               "reading from the TLS connection failed: %s",
                gnutls_strerror ((int) ret));
   return MOAT_TLS_ERROR;
 }
@@ -556,7 +556,7 @@ moat_tls_server_write (MoatTlsServer *server, const guint8 *buffer,
     return MOAT_TLS_AGAIN;
 
   g_set_error (error, MOAT_ERROR, MOAT_ERROR_TLS,
-               "Writing to the TLS connection failed: %s",
+               "writing to the TLS connection failed: %s",
                gnutls_strerror ((int) ret));
   return MOAT_TLS_ERROR;
 }
@@ -614,6 +614,6 @@ moat_tls_server_close (MoatTlsServer *server)
   if (is_again (ret))
     return MOAT_TLS_AGAIN;
 
-  g_debug ("Sending TLS close_notify failed: %s", gnutls_strerror (ret));
+  g_debug ("sending TLS close_notify failed: %s", gnutls_strerror (ret));
   return MOAT_TLS_ERROR;
 }

@@ -111,7 +111,7 @@ invalid (GError **error, MoatError code, const char *format, ...)
   g_autofree char *message = g_strdup_vprintf (format, args);
   va_end (args);
 
-  g_set_error (error, MOAT_ERROR, code, "Not a valid TLS ClientHello: %s",
+  g_set_error (error, MOAT_ERROR, code, "not a valid TLS ClientHello: %s",
                message);
   return MOAT_TLS_HELLO_INVALID;
 }

@@ -335,7 +335,7 @@ static const HeadCase head_cases[] = {
   {
     .description = "request line without spaces",
     .raw = "GET\r\n\r\n", .result = ERROR, .status = 400,
-    .message = "Invalid request line",
+    .message = "invalid request line",
   },
   {
     .description = "invalid character in method",
@@ -355,7 +355,7 @@ static const HeadCase head_cases[] = {
   {
     .description = "space after the version",
     .raw = "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid HTTP version",
+    .status = 400, .message = "invalid HTTP version",
   },
   {
     .description = "tab in the request line",
@@ -397,27 +397,27 @@ static const HeadCase head_cases[] = {
   {
     .description = "bare LF ending a field line",
     .raw = "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Bare LF",
+    .status = 400, .message = "bare LF",
   },
   {
     .description = "bare LF ending the request line",
     .raw = "GET / HTTP/1.1\nHost: a\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Bare LF",
+    .status = 400, .message = "bare LF",
   },
   {
     .description = "bare LF as the final empty line",
     .raw = "GET / HTTP/1.1\r\nHost: a\r\n\n", .result = ERROR,
-    .status = 400, .message = "Bare LF",
+    .status = 400, .message = "bare LF",
   },
   {
     .description = "bare LF in a head that is still incomplete",
     .raw = "GET / HTTP/1.1\nHost", .result = ERROR, .status = 400,
-    .message = "Bare LF",
+    .message = "bare LF",
   },
   {
     .description = "bare LF as a leading empty line",
     .raw = "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Bare LF",
+    .status = 400, .message = "bare LF",
   },
   {
     .description = "space before the colon",
@@ -487,7 +487,7 @@ static const HeadCase head_cases[] = {
     .description = "differing Content-Length fields",
     .raw = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
            "Content-Length: 6\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Conflicting Content-Length",
+    .status = 400, .message = "conflicting Content-Length",
   },
   {
     .description = "differing Content-Length list",
@@ -498,7 +498,7 @@ static const HeadCase head_cases[] = {
     .description = "Content-Length spelled differently",
     .raw = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
            "Content-Length: 05\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Conflicting Content-Length",
+    .status = 400, .message = "conflicting Content-Length",
   },
   {
     .description = "negative Content-Length",
@@ -528,12 +528,12 @@ static const HeadCase head_cases[] = {
   {
     .description = "empty Content-Length",
     .raw = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n",
-    .result = ERROR, .status = 400, .message = "Invalid Content-Length",
+    .result = ERROR, .status = 400, .message = "invalid Content-Length",
   },
   {
     .description = "Content-Length list with an empty element",
     .raw = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5,\r\n\r\n",
-    .result = ERROR, .status = 400, .message = "Invalid Content-Length",
+    .result = ERROR, .status = 400, .message = "invalid Content-Length",
   },
   {
     .description = "Content-Length one above gint64",
@@ -590,12 +590,12 @@ static const HeadCase head_cases[] = {
   {
     .description = "empty Transfer-Encoding",
     .raw = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n",
-    .result = ERROR, .status = 400, .message = "Invalid Transfer-Encoding",
+    .result = ERROR, .status = 400, .message = "invalid Transfer-Encoding",
   },
   {
     .description = "Transfer-Encoding with a trailing comma",
     .raw = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n",
-    .result = ERROR, .status = 400, .message = "Invalid Transfer-Encoding",
+    .result = ERROR, .status = 400, .message = "invalid Transfer-Encoding",
   },
   {
     .description = "Transfer-Encoding in HTTP/1.0",
@@ -622,57 +622,57 @@ static const HeadCase head_cases[] = {
   {
     .description = "empty Host",
     .raw = "GET / HTTP/1.1\r\nHost:\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid host name",
+    .status = 400, .message = "invalid host name",
   },
   {
     .description = "port 0",
     .raw = "GET / HTTP/1.1\r\nHost: a.com:0\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid port",
+    .status = 400, .message = "invalid port",
   },
   {
     .description = "port above 65535",
     .raw = "GET / HTTP/1.1\r\nHost: a.com:65536\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid port",
+    .status = 400, .message = "invalid port",
   },
   {
     .description = "empty port",
     .raw = "GET / HTTP/1.1\r\nHost: a.com:\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid port",
+    .status = 400, .message = "invalid port",
   },
   {
     .description = "port with a letter",
     .raw = "GET / HTTP/1.1\r\nHost: a.com:8x\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid port",
+    .status = 400, .message = "invalid port",
   },
   {
     .description = "port with six digits",
     .raw = "GET / HTTP/1.1\r\nHost: a.com:000080\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid port",
+    .status = 400, .message = "invalid port",
   },
   {
     .description = "userinfo in Host",
     .raw = "GET / HTTP/1.1\r\nHost: user@a.com\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid host name",
+    .status = 400, .message = "invalid host name",
   },
   {
     .description = "empty label in Host",
     .raw = "GET / HTTP/1.1\r\nHost: a..com\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid host name",
+    .status = 400, .message = "invalid host name",
   },
   {
     .description = "two trailing dots in Host",
     .raw = "GET / HTTP/1.1\r\nHost: a.com..\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid host name",
+    .status = 400, .message = "invalid host name",
   },
   {
     .description = "percent-encoding in Host",
     .raw = "GET / HTTP/1.1\r\nHost: a%2ecom\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid host name",
+    .status = 400, .message = "invalid host name",
   },
   {
     .description = "IPv6 Host without closing bracket",
     .raw = "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid IPv6 address",
+    .status = 400, .message = "invalid IPv6 address",
   },
   {
     .description = "IPv6 Host with text after the bracket",
@@ -682,7 +682,7 @@ static const HeadCase head_cases[] = {
   {
     .description = "invalid IPv6 Host",
     .raw = "GET / HTTP/1.1\r\nHost: [zz::1]\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid IPv6 address",
+    .status = 400, .message = "invalid IPv6 address",
   },
   {
     .description = "IPv6 Host without brackets",
@@ -707,17 +707,17 @@ static const HeadCase head_cases[] = {
   {
     .description = "absolute form with an empty host",
     .raw = "GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid host name",
+    .status = 400, .message = "invalid host name",
   },
   {
     .description = "absolute form with another scheme",
     .raw = "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", .result = ERROR,
-    .status = 400, .message = "Invalid request target",
+    .status = 400, .message = "invalid request target",
   },
   {
     .description = "authority form without CONNECT",
     .raw = "GET a.example:80 HTTP/1.1\r\nHost: a.example\r\n\r\n",
-    .result = ERROR, .status = 400, .message = "Invalid request target",
+    .result = ERROR, .status = 400, .message = "invalid request target",
   },
   {
     .description = "asterisk form without OPTIONS",
@@ -744,7 +744,7 @@ static const HeadCase head_cases[] = {
   {
     .description = "space inside a Connection element",
     .raw = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive close\r\n\r\n",
-    .result = ERROR, .status = 400, .message = "Invalid Connection",
+    .result = ERROR, .status = 400, .message = "invalid Connection",
   },
 };
 
