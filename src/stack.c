@@ -104,6 +104,10 @@ struct MoatStack {
   MoatStackAcceptFunc accept_func;
   gpointer user_data;
   guint64 guest_errors;
+  /* Guest SYNs (or unreadable frames) not yet matched by an accepted
+   * connection, and when the last one arrived (monotonic, µs). */
+  guint handshakes_pending;
+  gint64 last_syn_us;
 };
 
 /* libslirp callbacks */
@@ -396,10 +400,42 @@ stack_accept_pending (MoatStack *stack, const MoatFlowKey *key)
                        g_strerror (errno));
           return;
         }
+      if (stack->handshakes_pending > 0)
+        stack->handshakes_pending--;
       stack->accept_func (fd, key, stack->user_data);
       /* A second connection after the same packet cannot belong to it. */
       key = NULL;
     }
+}
+
+/*
+ * Returns whether @frame starts a guest TCP handshake: an IPv4 TCP
+ * segment with SYN set, or an IPv4 frame this check cannot read (a
+ * fragment, a truncated header). For a guest forward, libslirp 4.7
+ * connects to the forward socket later, when the segment that completes
+ * the handshake arrives.
+ */
+static gboolean
+frame_starts_handshake (const guint8 *frame, gsize length)
+{
+  const guint8 *ip = frame + MOAT_ETH_HEADER_LEN;
+  gsize ip_header_length;
+
+  /* libslirp runs without IPv6, so only IPv4 reaches a guest forward. */
+  if (length < MOAT_ETH_HEADER_LEN || frame[12] != 0x08 || frame[13] != 0x00)
+    return FALSE;
+  if (length < MOAT_ETH_HEADER_LEN + 20 || (ip[0] >> 4) != 4)
+    return TRUE;
+  if (ip[9] != IPPROTO_TCP)
+    return FALSE;
+  /* MF set or a non-zero offset: the TCP header is not readable here. */
+  if ((ip[6] & 0x3f) != 0 || ip[7] != 0)
+    return TRUE;
+  ip_header_length = (gsize) (ip[0] & 0x0f) * 4;
+  /* The flags are byte 13 of the TCP header (RFC 9293 section 3.1). */
+  if (length < MOAT_ETH_HEADER_LEN + ip_header_length + 14)
+    return TRUE;
+  return (ip[ip_header_length + 13] & 0x02) != 0;
 }
 
 /**
@@ -506,7 +542,29 @@ void
 moat_stack_input (MoatStack *stack, const guint8 *frame, gsize length,
                   const MoatFlowKey *key)
 {
+  gint64 now_us;
+
   slirp_input (stack->slirp, frame, (int) length);
+
+  /* accept() after every frame cost one failing system call per ACK of a
+   * download. So it runs only while a handshake may still complete, from
+   * a SYN until each SYN got its connection or libslirp dropped the
+   * half-open connection. */
+  if (frame_starts_handshake (frame, length))
+    {
+      if (stack->handshakes_pending < G_MAXUINT)
+        stack->handshakes_pending++;
+      stack->last_syn_us = g_get_monotonic_time ();
+    }
+  if (stack->handshakes_pending == 0)
+    return;
+  now_us = g_get_monotonic_time ();
+  if (now_us - stack->last_syn_us
+      > (MOAT_HANDSHAKE_TIMEOUT_S + 1) * G_USEC_PER_SEC)
+    {
+      stack->handshakes_pending = 0;
+      return;
+    }
   stack_accept_pending (stack, key);
 }
 
