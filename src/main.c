@@ -294,7 +294,8 @@ main (int argc, char **argv)
       "\n"
       "On Linux, 'moat run [OPTION...] -- COMMAND [ARGS...]' runs COMMAND in\n"
       "a network namespace behind moat instead of a QEMU guest; see\n"
-      "'moat run --help'.\n");
+      "'moat run --help'. The subcommands run and check must be the first\n"
+      "argument, before any option.\n");
   g_option_context_add_main_entries (context, entries, NULL);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
