@@ -38,6 +38,19 @@ typedef struct {
   gboolean version;
 } Options;
 
+/* Frees the strings GOption allocated, on every return path of main(). */
+static void
+options_clear (Options *options)
+{
+  g_clear_pointer (&options->config_path, g_free);
+  g_clear_pointer (&options->socket_path, g_free);
+  g_clear_pointer (&options->connect_path, g_free);
+  g_clear_pointer (&options->audit_path, g_free);
+  g_clear_pointer (&options->ca_cert_out, g_free);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Options, options_clear)
+
 static gboolean
 on_signal (gpointer user_data)
 {
@@ -227,7 +240,7 @@ print_banner (const MoatSession *session)
 int
 main (int argc, char **argv)
 {
-  Options options = { .fd = -1 };
+  g_auto (Options) options = { .fd = -1 };
   GOptionEntry entries[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &options.config_path,
       "Read the configuration from FILE (GKeyFile INI)", "FILE" },
@@ -356,10 +369,5 @@ main (int argc, char **argv)
   status = session->exit_status;
   g_clear_pointer (&session, moat_session_free);
   curl_global_cleanup ();
-  g_free (options.config_path);
-  g_free (options.socket_path);
-  g_free (options.connect_path);
-  g_free (options.audit_path);
-  g_free (options.ca_cert_out);
   return status;
 }
