@@ -69,6 +69,10 @@ moat_fd_watch_new (int fd, GIOCondition events, MoatFdWatchFunc func,
   watch->pollfd.fd = fd;
   watch->pollfd.events = events | G_IO_ERR | G_IO_HUP;
   g_source_add_poll (source, &watch->pollfd);
+  /* GLib removes the poll records of a source that cannot recurse while
+   * dispatching it and adds them back afterwards, and each of the two
+   * changes wakes the loop once more. moat runs no nested main loop. */
+  g_source_set_can_recurse (source, TRUE);
   g_source_attach (source, NULL);
   return watch;
 }

@@ -191,9 +191,16 @@ stack_register_poll_fd (int fd, void *opaque)
    * slirp_pollfds_fill(), so there is nothing to remember here. */
 }
 
+static void slirp_source_remove_fd (SlirpSource *source, int fd);
+
+/* libslirp 4.7 calls this before it closes a TCP socket. */
 static void
 stack_unregister_poll_fd (int fd, void *opaque)
 {
+  MoatStack *stack = opaque;
+
+  if (stack->source != NULL)
+    slirp_source_remove_fd (stack->source, fd);
 }
 
 static void
@@ -260,6 +267,8 @@ slirp_source_get_revents (int index, void *opaque)
   if (index < 0 || (guint) index >= source->active->len)
     return 0;
   record = source->active->pdata[index];
+  if (record == NULL)
+    return 0;
   if (record->pollfd.revents & G_IO_IN)
     revents |= SLIRP_POLL_IN;
   if (record->pollfd.revents & G_IO_OUT)
@@ -273,8 +282,15 @@ slirp_source_get_revents (int index, void *opaque)
   return revents;
 }
 
-/* Unregisters records of descriptors that libslirp no longer polls, or
- * all of them when @all is set. */
+/*
+ * Clears the events of records that libslirp did not poll this iteration,
+ * or unregisters all records when @all is set. A socket whose buffers are
+ * full or empty drops out of slirp_pollfds_fill() and comes back many
+ * times a second, and unregistering it each time woke the loop twice.
+ * poll() still reports hang-ups and errors with no events requested, and
+ * POLLNVAL for a descriptor closed without stack_unregister_poll_fd(),
+ * so such a record is unregistered to keep the loop from spinning.
+ */
 static void
 slirp_source_remove_stale (SlirpSource *source, gboolean all)
 {
@@ -288,9 +304,33 @@ slirp_source_remove_stale (SlirpSource *source, gboolean all)
 
       if (!all && record->generation == source->generation)
         continue;
+      if (!all
+          && !(record->pollfd.revents & (G_IO_HUP | G_IO_ERR | G_IO_NVAL)))
+        {
+          record->pollfd.events = 0;
+          continue;
+        }
       g_source_remove_poll ((GSource *) source, &record->pollfd);
       g_hash_table_iter_remove (&iter);
     }
+}
+
+/* Unregisters the record of @fd, which libslirp is about to close. */
+static void
+slirp_source_remove_fd (SlirpSource *source, int fd)
+{
+  SlirpPollRecord *record = g_hash_table_lookup (source->records,
+                                                 GINT_TO_POINTER (fd));
+  guint i;
+
+  if (record == NULL)
+    return;
+  /* libslirp may close a socket in the middle of an iteration. */
+  for (i = 0; i < source->active->len; i++)
+    if (source->active->pdata[i] == record)
+      source->active->pdata[i] = NULL;
+  g_source_remove_poll ((GSource *) source, &record->pollfd);
+  g_hash_table_remove (source->records, GINT_TO_POINTER (fd));
 }
 
 static gboolean
@@ -320,7 +360,7 @@ slirp_source_check (GSource *gsource)
     {
       SlirpPollRecord *record = source->active->pdata[i];
 
-      if (record->pollfd.revents != 0)
+      if (record != NULL && record->pollfd.revents != 0)
         return TRUE;
     }
   return g_get_monotonic_time () >= source->deadline_us;
@@ -501,6 +541,8 @@ moat_stack_new (const MoatStackConfig *config, MoatStackOutputFunc output,
                                                   g_direct_equal, NULL,
                                                   g_free);
   stack->source->active = g_ptr_array_new ();
+  /* As for MoatFdWatch: no extra wakeups around each dispatch. */
+  g_source_set_can_recurse ((GSource *) stack->source, TRUE);
   g_source_attach ((GSource *) stack->source, NULL);
   return g_steal_pointer (&stack);
 }
@@ -515,6 +557,8 @@ moat_stack_free (MoatStack *stack)
       slirp_source_remove_stale (stack->source, TRUE);
       g_source_destroy ((GSource *) stack->source);
       g_source_unref ((GSource *) stack->source);
+      /* slirp_cleanup() below unregisters every socket. */
+      stack->source = NULL;
     }
   if (stack->slirp != NULL)
     slirp_cleanup (stack->slirp);
