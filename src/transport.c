@@ -493,6 +493,40 @@ transport_read_tap (MoatTransport *transport)
     }
 }
 
+typedef enum {
+  TAP_WRITE_DONE,
+  TAP_WRITE_AGAIN,
+  TAP_WRITE_DETACHED,
+} TapWriteResult;
+
+/* Writes one frame to a TAP device, which takes a whole frame or none.
+ * DONE also covers a frame the kernel dropped. */
+static TapWriteResult
+transport_write_tap_frame (MoatTransport *transport, const guint8 *frame,
+                           gsize length)
+{
+  for (;;)
+    {
+      ssize_t n = write (transport->fd, frame, length);
+
+      if (n >= 0)
+        return TAP_WRITE_DONE;
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN)
+        return TAP_WRITE_AGAIN;
+      /* EIO while the interface is down and the like: the kernel drops
+       * the frame, as a cable would. */
+      if (errno != EIO && errno != ENOBUFS)
+        {
+          transport_detach (transport, g_strerror (errno));
+          return TAP_WRITE_DETACHED;
+        }
+      transport->dropped_frames++;
+      return TAP_WRITE_DONE;
+    }
+}
+
 /* Writes queued frames to a TAP device, one frame per write(). */
 static gboolean
 transport_flush_tap (MoatTransport *transport)
@@ -501,22 +535,16 @@ transport_flush_tap (MoatTransport *transport)
     {
       const guint8 *entry = transport->out->data + transport->out_offset;
       guint32 frame_length = read_be32 (entry);
-      ssize_t n = write (transport->fd, entry + LENGTH_PREFIX, frame_length);
 
-      if (n < 0)
+      switch (transport_write_tap_frame (transport, entry + LENGTH_PREFIX,
+                                         frame_length))
         {
-          if (errno == EINTR)
-            continue;
-          if (errno == EAGAIN)
-            return TRUE;
-          /* EIO while the interface is down and the like: the kernel
-           * drops the frame, as a cable would. */
-          if (errno != EIO && errno != ENOBUFS)
-            {
-              transport_detach (transport, g_strerror (errno));
-              return FALSE;
-            }
-          transport->dropped_frames++;
+        case TAP_WRITE_AGAIN:
+          return TRUE;
+        case TAP_WRITE_DETACHED:
+          return FALSE;
+        case TAP_WRITE_DONE:
+          break;
         }
       transport->out_offset += LENGTH_PREFIX + frame_length;
     }
@@ -608,6 +636,16 @@ moat_transport_send (MoatTransport *transport, const guint8 *frame,
         g_warning ("QEMU is not reading; dropped %" G_GUINT64_FORMAT
                    " frames so far", transport->dropped_frames);
       return;
+    }
+  /* With nothing queued, a frame goes to a TAP device straight from the
+   * caller's buffer, saving a copy per frame. */
+  if (transport->tap && transport->out_offset == transport->out->len)
+    {
+      TapWriteResult result = transport_write_tap_frame (transport, frame,
+                                                         length);
+
+      if (result != TAP_WRITE_AGAIN)
+        return;
     }
   prefix[0] = length >> 24;
   prefix[1] = (length >> 16) & 0xff;
