@@ -17,7 +17,8 @@ until its stdin is closed.
 
 Paths:
   /hello          "hello world\\n" with an X-Test field
-  /connection     the number of the TCP connection, counted from 1
+  /connection     the number of the TCP connection to this server,
+                  counted from 1
   /large?size=N   N bytes where byte i is i % 251
   /interim        a 100 and a 103 response before the final one
   /echo           the request body back, with X-Seen-* fields that
@@ -36,7 +37,6 @@ import sys
 import threading
 import urllib.parse
 
-CONNECTION_COUNTER = itertools.count(1)
 COUNTER_LOCK = threading.Lock()
 
 
@@ -76,7 +76,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         with COUNTER_LOCK:
-            self.connection_number = next(CONNECTION_COUNTER)
+            self.connection_number = next(self.server.connection_counter)
 
     def log_message(self, format, *args):
         pass
@@ -158,6 +158,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Per server: a connection that another server accepts late must
+        # not shift the numbers that a test reads from this one.
+        self.connection_counter = itertools.count(1)
 
     def handle_error(self, request, client_address):
         pass  # clients that reject a certificate abort the handshake
