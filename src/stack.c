@@ -44,21 +44,22 @@
 #define FORWARD_SOCKET_NAME "fwd"
 
 /*
- * Largest MTU handed to libslirp, in bytes: an MSS of 16384 plus 40 bytes
- * of IPv4 and TCP headers. libslirp 4.7 negotiates no window scaling, so
- * its window is at most 65535 bytes. After it writes buffered guest data
- * to moat's socket, tcp_output() sends a window update only when the
- * window grew by two segments (adv >= 2 * t_maxseg), because its other
- * test (2 * adv >= receive buffer) cannot pass with a 128 KiB buffer.
- * With segments near 32 KiB (libslirp's cap at MTU 65520), a guest that
- * held back a last partial segment got no update. It waited for its
+ * Largest MTU handed to libslirp, in bytes: an MSS of 21845 (a third of
+ * 65535) plus 40 bytes of IPv4 and TCP headers. libslirp 4.7 negotiates no
+ * window scaling, so its window is at most 65535 bytes. After it writes
+ * buffered guest data to moat's socket, tcp_output() sends a window update
+ * only when the window grew by two segments (adv >= 2 * t_maxseg), because
+ * its other test (2 * adv >= receive buffer) cannot pass with a 128 KiB
+ * buffer. With segments near 32 KiB (libslirp's cap at MTU 65520), a guest
+ * that held back a last partial segment got no update. It waited for its
  * persist timer, about 200 ms, so uploads fell to about 2 MB/s whenever
- * moat's socket filled. With 16384-byte segments, a window too small for
- * one segment grows by more than 49151 bytes when the buffer drains, and
- * the update goes out. The guest keeps the configured MTU: libslirp uses
- * the MRU only to pick its MSS.
+ * moat's socket filled. A guest holds back only a window r smaller than a
+ * segment, and draining the buffer then grows the window by 65535 - r,
+ * which is more than two segments when a segment is at most 65535 / 3.
+ * The guest keeps the configured MTU: libslirp uses the MRU only to pick
+ * its MSS.
  */
-#define STACK_SLIRP_MTU_MAX (16384 + 40)
+#define STACK_SLIRP_MTU_MAX (21845 + 40)
 
 /*
  * GLib signals its wakeup eventfd whenever a poll record is added or
