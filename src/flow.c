@@ -14,8 +14,8 @@
  *
  *   SNIFF          peek (MSG_PEEK) at the first bytes without consuming
  *                  them. A TLS handshake record starts the TLS server,
- *                  which then reads the same bytes; an HTTP method token
- *                  goes straight to REQUEST_HEAD; anything else is audited
+ *                  which then reads the same bytes. An HTTP method token
+ *                  goes straight to REQUEST_HEAD. Anything else is audited
  *                  as denied and closed.
  *   TLS_HANDSHAKE  GnuTLS completes the handshake with a leaf certificate
  *                  for the SNI (or the DNS name when there is none).
@@ -64,8 +64,9 @@
 #include "secrets.h"
 
 #define TLS_RECORD_TYPE_HANDSHAKE 0x16
-/* Longest method token that the sniffer waits for; RFC 9110 methods in use
- * are at most 7 bytes ("OPTIONS"), extension methods rarely longer. */
+/* Maximum length of the method token that the sniffer waits for. The
+ * RFC 9110 methods are at most 7 bytes ("OPTIONS"), and extension methods
+ * are rarely longer. */
 #define METHOD_TOKEN_MAX 16
 /* Bytes read from the guest per read call. */
 #define READ_CHUNK (64 * 1024)
@@ -233,12 +234,18 @@ static void
 flow_audit_request (MoatFlow *flow, gboolean allowed, const char *reason)
 {
   gboolean would_deny = allowed && flow->would_deny;
-  MoatAuditEvent *event = flow_audit_event_new_decision (
-      flow, "request",
-      would_deny ? "would-deny" : allowed ? "allow" : "deny",
-      reason != NULL || !would_deny ? reason : flow->would_deny_reason);
+  const char *decision = "deny";
   gint64 duration_ms = (g_get_monotonic_time () - flow->request_start_us)
                        / 1000;
+  MoatAuditEvent *event;
+
+  if (would_deny)
+    decision = "would-deny";
+  else if (allowed)
+    decision = "allow";
+  if (reason == NULL && would_deny)
+    reason = flow->would_deny_reason;
+  event = flow_audit_event_new_decision (flow, "request", decision, reason);
 
   if (flow->rule != NULL)
     moat_audit_event_add_string (event, "rule", flow->rule);
@@ -596,7 +603,7 @@ flow_read (MoatFlow *flow)
         }
       progress = TRUE;
       /* A short read means the socket is drained, unless GnuTLS still
-       * holds decrypted bytes. */
+       * buffers decrypted bytes. */
       if (received < room
           && (flow->tls == NULL || !moat_tls_server_has_pending (flow->tls)))
         break;
@@ -701,7 +708,7 @@ flow_finish_request (MoatFlow *flow)
   flow_arm_timeout (flow, MOAT_HTTP_IDLE_TIMEOUT_S);
 }
 
-/* Answers the current request with a denial and audits it. */
+/* Sends the denial response for the current request and audits it. */
 static void
 flow_deny_request (MoatFlow *flow, guint status, const char *reason)
 {
@@ -898,8 +905,9 @@ flow_on_done (MoatFetchRequest *fetch, const GError *error,
         }
       else
         {
-          /* Part of the response is already out: only closing the
-           * connection tells the guest that the body is incomplete. */
+          /* Part of the response is already out, so closing the
+           * connection is the only way to show the guest that the body
+           * is incomplete. */
           flow_audit_request (flow, TRUE, error->message);
           flow_close (flow);
           return;
