@@ -108,7 +108,7 @@ def output_of(argv):
     return text.splitlines()[0] if text else "unknown"
 
 
-def machine_description(moat):
+def machine_description(moat, commit):
     cpu = "unknown"
     with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
         for line in cpuinfo:
@@ -125,7 +125,6 @@ def machine_description(moat):
     packages = output_of(["dpkg-query", "-W", "-f", "${Package} ${Version}, ",
                           "nginx-light", "curl", "wrk", "slirp4netns", "libslirp0",
                           "passt", "libgnutls30", "libcurl3-gnutls"]).rstrip(", ")
-    commit = output_of(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
     return [
         f"CPU: {cpu}, {os.cpu_count()} logical CPUs",
         f"memory: {memory_kib // 1024 // 1024 + 1} GiB (MemTotal {memory_kib} KiB)",
@@ -312,7 +311,8 @@ def target_lines(results, mtus):
 def _target(description, value, bar, met, unit):
     if value is None:
         return f"- {description}: not measured (target {bar})"
-    return f"- {description}: {value:.2f}{unit} (target {bar}): {'met' if met else 'missed'}"
+    # Three significant digits, so that 0.598 does not print as a missed 0.60.
+    return f"- {description}: {value:.3g}{unit} (target {bar}): {'met' if met else 'missed'}"
 
 
 def write_docs(path, options, machine, table, targets, notes, errors, duration_s):
@@ -384,6 +384,9 @@ def parse_args():
     parser.add_argument("--quick", action="store_true",
                         help="64 MiB transfers, 2 s wrk runs, 50 new connections and "
                         "100 idle connections, for checking the script")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a line for the Notes section of the output file, such "
+                        "as what else ran on the machine; repeatable")
     parser.add_argument("--mtu", type=int, action="append",
                         help="MTU for slirp4netns, pasta and moat; repeatable "
                         "(default: 1500 and 65520)")
@@ -405,9 +408,12 @@ def main():
     ensure_private_netns()
     check_tools()
     started = time.monotonic()
+    # The commit when the run starts, which the moat binary was built from
+    # if it is current; other commits may land during a long run.
+    commit = output_of(["git", "-C", REPO, "rev-parse", "--short", "HEAD"])
     moat_missing = moat_run_available(options.moat)
     pasta_missing = pasta_available()
-    notes = []
+    notes = list(options.note)
     if moat_missing:
         notes.append(f"moat not measured: {moat_missing}")
     if pasta_missing:
@@ -458,8 +464,8 @@ def main():
     for error in results.errors:
         print(f"failed: {error}")
     if options.output != "-":
-        write_docs(options.output, options, machine_description(options.moat), table,
-                   targets, notes, results.errors, time.monotonic() - started)
+        write_docs(options.output, options, machine_description(options.moat, commit),
+                   table, targets, notes, results.errors, time.monotonic() - started)
         print(f"bench: wrote {options.output}")
     return 1 if results.errors else 0
 
