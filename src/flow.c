@@ -61,6 +61,7 @@
 #include "fdwatch.h"
 #include "http.h"
 #include "moat-limits.h"
+#include "packet.h"
 #include "secrets.h"
 
 #define TLS_RECORD_TYPE_HANDSHAKE 0x16
@@ -1471,15 +1472,6 @@ flow_on_io (GIOCondition revents, gpointer user_data)
   flow_pump (flow);
 }
 
-static char *
-format_endpoint (struct in_addr address, guint port)
-{
-  char text[INET_ADDRSTRLEN];
-
-  inet_ntop (AF_INET, &address, text, sizeof text);
-  return g_strdup_printf ("%s:%u", text, port);
-}
-
 /**
  * moat_flow_new:
  * @session: the session; the flow adds itself to its flow table
@@ -1502,7 +1494,7 @@ moat_flow_new (MoatSession *session, int fd, const MoatFlowKey *key)
   flow->upload = g_byte_array_new ();
   if (key != NULL)
     {
-      flow->guest = format_endpoint (key->guest, key->guest_port);
+      flow->guest = moat_packet_format_endpoint (key->guest, key->guest_port);
       flow->port = key->destination_port;
       name = moat_names_lookup (session->names, key->destination);
     }

@@ -199,15 +199,6 @@ guard_audit_emit (MoatGuard *guard, GuardAuditKind kind,
   moat_audit_emit (guard->session->audit, event);
 }
 
-static char *
-format_endpoint (struct in_addr address, guint port)
-{
-  char text[INET_ADDRSTRLEN];
-
-  inet_ntop (AF_INET, &address, text, sizeof text);
-  return g_strdup_printf ("%s:%u", text, port);
-}
-
 static void
 guard_send_udp (MoatGuard *guard, const MoatEthView *request,
                 struct in_addr source, guint16 source_port,
@@ -259,7 +250,7 @@ guard_audit_dns (MoatGuard *guard, const MoatIpv4View *ip,
 {
   MoatSession *session = guard->session;
   g_autoptr (MoatAuditEvent) event = moat_audit_event_new ("dns");
-  g_autofree char *guest = format_endpoint (ip->source, udp->source_port);
+  g_autofree char *guest = moat_packet_format_endpoint (ip->source, udp->source_port);
   g_autofree char *reason = NULL;
   gboolean allowed = FALSE;
 
@@ -358,7 +349,7 @@ guard_audit_denied_connection (MoatGuard *guard, const MoatIpv4View *ip,
                                const MoatL4View *l4, const char *protocol,
                                const char *reason)
 {
-  g_autofree char *guest = format_endpoint (ip->source, l4->source_port);
+  g_autofree char *guest = moat_packet_format_endpoint (ip->source, l4->source_port);
   char destination[INET_ADDRSTRLEN];
 
   inet_ntop (AF_INET, &ip->destination, destination, sizeof destination);

@@ -12,9 +12,9 @@
 #define MOAT_ETH_HEADER_LEN 14
 
 /*
- * Largest frame accepted on the netdev transport. QEMU's stream netdev
- * prefixes each frame with a 32-bit length; an MTU of 65520 gives frames of
- * 65534 bytes, and the headroom covers a VLAN tag and padding.
+ * Maximum frame accepted on the netdev transport. QEMU's stream netdev
+ * prefixes each frame with a 32-bit length. An MTU of 65520 gives frames
+ * of 65534 bytes, and the headroom covers a VLAN tag and padding.
  */
 #define MOAT_FRAME_MAX (65535 + 64)
 

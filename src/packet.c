@@ -4,6 +4,7 @@
 
 #include "packet.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "error.h"
@@ -230,6 +231,23 @@ moat_packet_parse_tcp (const MoatIpv4View *ip, MoatL4View *view,
   view->payload = ip->payload + data_offset;
   view->payload_length = ip->payload_length - data_offset;
   return TRUE;
+}
+
+/**
+ * moat_packet_format_endpoint:
+ * @address: an IPv4 address
+ * @port: a port, host byte order
+ *
+ * Return: "address:port", the form audit lines and logs use, newly
+ *   allocated.
+ */
+char *
+moat_packet_format_endpoint (struct in_addr address, guint port)
+{
+  char text[INET_ADDRSTRLEN];
+
+  inet_ntop (AF_INET, &address, text, sizeof text);
+  return g_strdup_printf ("%s:%u", text, port);
 }
 
 /**

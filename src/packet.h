@@ -95,6 +95,7 @@ gboolean moat_packet_parse_udp (const MoatIpv4View *ip, MoatL4View *view,
 gboolean moat_packet_parse_tcp (const MoatIpv4View *ip, MoatL4View *view,
                                 GError **error);
 
+char *moat_packet_format_endpoint (struct in_addr address, guint port);
 void moat_packet_mac_for_address (struct in_addr address,
                                   guint8 mac[MOAT_ETH_ALEN]);
 gsize moat_packet_build_udp4 (guint8 *out, gsize out_size,

@@ -5,9 +5,9 @@
  * Theory of operation
  *
  * libslirp terminates the guest's TCP. In restricted mode it opens no host
- * socket of its own: a guest TCP connection is accepted only when its
- * destination (address, port) has a guest forward, and for moat every
- * guest forward points at one unix socket that moat listens on. libslirp
+ * socket of its own. A guest TCP connection is accepted only when its
+ * destination (address, port) has a guest forward. For moat, every guest
+ * forward points at one unix socket that moat listens on. libslirp
  * completes the guest's handshake, then connect()s to that socket, one
  * unix connection per guest connection, from inside slirp_input().
  *

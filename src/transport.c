@@ -5,7 +5,8 @@
  * QEMU's "-netdev stream" sends each Ethernet frame preceded by its length
  * as a 32-bit big-endian integer, and expects the same in return. The
  * socket is a byte stream, so reads and writes may end anywhere inside a
- * length or a frame; both directions keep partial state across calls.
+ * length or a frame. Both directions therefore keep partial state across
+ * calls.
  *
  * In listen mode (--socket) moat accepts one QEMU at a time and, when it
  * disconnects (guest reboot, QEMU restart), accepts the next one. With
